@@ -1,0 +1,159 @@
+"""Every Redis key name Paperfeed uses, built from one configurable prefix.
+
+Keys that one atomic operation touches together share a Redis Cluster hash tag: a user's keys
+carry ``{u:<user id>}``, an event-log partition's stream and de-duplication set carry
+``{log:<n>}``, the trending scores and their epoch carry ``{trending}``. The prefix itself never
+holds a tag, so keys spread over the cluster's slots. No other module spells a key.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under ``prefix``; one instance per app (tests use a unique prefix each)."""
+
+    prefix: str
+    partitions: int = 1
+
+    # -- users ----------------------------------------------------------------------------
+    def users(self) -> str:
+        """Sorted set: user id -> creation time (every registered user)."""
+        return f"{self.prefix}:users"
+
+    def user(self, user_id: str) -> str:
+        """Hash: token hash, creation time, preferences."""
+        return f"{self.prefix}:{{u:{user_id}}}:user"
+
+    def user_seen(self, user_id: str) -> str:
+        """Sorted set: paper id -> last time the user opened or clicked it."""
+        return f"{self.prefix}:{{u:{user_id}}}:seen"
+
+    def user_dismissed(self, user_id: str) -> str:
+        """Sorted set: paper id -> time the user said "not interested"."""
+        return f"{self.prefix}:{{u:{user_id}}}:dismissed"
+
+    def user_entries(self, user_id: str) -> str:
+        """Sorted set: "<partition>/<stream entry id>" -> event time (history, erasure)."""
+        return f"{self.prefix}:{{u:{user_id}}}:entries"
+
+    def user_keys(self, user_id: str) -> list[str]:
+        """Every per-user key (erasure deletes them all)."""
+        return [
+            self.user(user_id),
+            self.user_seen(user_id),
+            self.user_dismissed(user_id),
+            self.user_entries(user_id),
+            *[f"{self.prefix}:{{u:{user_id}}}:{extra}" for extra in USER_EXTRA_KEYS],
+        ]
+
+    def user_extra(self, user_id: str, name: str) -> str:
+        """A further per-user key registered in ``USER_EXTRA_KEYS`` (erased with the user)."""
+        if name not in USER_EXTRA_KEYS:
+            raise KeyError(f"unregistered per-user key {name!r}")
+        return f"{self.prefix}:{{u:{user_id}}}:{name}"
+
+    # -- event log ------------------------------------------------------------------------
+    def partition_of(self, user_id: str) -> int:
+        """The event-log partition a user's events go to (stable across processes)."""
+        return zlib.crc32(user_id.encode()) % self.partitions
+
+    def stream(self, partition: int) -> str:
+        """Stream: the durable, append-only event log (one per partition)."""
+        return f"{self.prefix}:{{log:{partition}}}:stream"
+
+    def dedupe(self, partition: int) -> str:
+        """Sorted set: "<user id>:<event id>" -> arrival time, so a retried event counts once."""
+        return f"{self.prefix}:{{log:{partition}}}:dedupe"
+
+    def streams(self) -> list[str]:
+        return [self.stream(p) for p in range(self.partitions)]
+
+    # -- catalogue and trending -----------------------------------------------------------
+    def paper(self, paper_id: str) -> str:
+        """Hash: the catalogue entry of one paper (title, url, abstract, authors, counts)."""
+        return f"{self.prefix}:{{p:{paper_id}}}:paper"
+
+    def papers(self) -> str:
+        """Sorted set: paper id -> first time seen."""
+        return f"{self.prefix}:papers"
+
+    def paper_claims(self, paper_id: str) -> str:
+        """Hash: metadata digest -> distinct readers who sent it; ``m:<digest>`` -> the JSON."""
+        return f"{self.prefix}:{{p:{paper_id}}}:claims"
+
+    def paper_claimants(self, paper_id: str) -> str:
+        """Hash: user id -> digest of the metadata that reader sent (one vote each)."""
+        return f"{self.prefix}:{{p:{paper_id}}}:claimants"
+
+    def trending(self) -> str:
+        """Sorted set: paper id -> decayed reader count, in units of the trending epoch."""
+        return f"{self.prefix}:{{trending}}:scores"
+
+    def trending_epoch(self) -> str:
+        """String: the Unix time the trending scores are expressed relative to."""
+        return f"{self.prefix}:{{trending}}:epoch"
+
+    # -- models and jobs (recommender) ----------------------------------------------------
+    def ns(self, *parts: str) -> str:
+        """A key under the prefix for the recommender's own namespaces (models, jobs, locks)."""
+        return ":".join((self.prefix, *parts))
+
+    def compact_manifest(self) -> str:
+        """String (JSON): the compacted event arrays' segments, vocabulary and stream offsets."""
+        return f"{self.prefix}:compact:manifest"
+
+    def compact_blob(self, blob_id: str) -> str:
+        """Hash: one compacted segment's or vocabulary's numpy arrays, chunked."""
+        return f"{self.prefix}:compact:blob:{blob_id}"
+
+    def compact_pending(self) -> str:
+        """Set: blob keys written by a compaction that has not yet swapped its manifest."""
+        return f"{self.prefix}:compact:pending"
+
+    def compact_tombstones(self) -> str:
+        """Set: erased user ids the next compaction must drop from the compacted arrays."""
+        return f"{self.prefix}:compact:tombstones"
+
+    def compact_lock(self) -> str:
+        """String: the lock that keeps compactions single-flight."""
+        return f"{self.prefix}:compact:lock"
+
+    def model(self, version: str) -> str:
+        """Hash: one model version (metadata JSON plus chunked numpy arrays)."""
+        return f"{self.prefix}:model:{version}"
+
+    def model_versions(self) -> str:
+        """Sorted set: model version -> time it was stored."""
+        return f"{self.prefix}:models"
+
+    def model_active(self) -> str:
+        """String: the model version that serving uses (one SET flips it)."""
+        return f"{self.prefix}:models:active"
+
+    def model_fresh_items(self, version: str) -> str:
+        """Hash: vectors of papers first seen after the version was trained (chunked arrays)."""
+        return f"{self.prefix}:model:{version}:fresh"
+
+    def train_lock(self) -> str:
+        """String: the single-flight training lock (held with an expiry, renewed while running)."""
+        return f"{self.prefix}:train:lock"
+
+    def train_job(self) -> str:
+        """String: the id of the training job that holds or is about to hold the lock."""
+        return f"{self.prefix}:train:job"
+
+    def train_last_success(self) -> str:
+        """String: Unix time of the last successful training run (the clock's catch-up)."""
+        return f"{self.prefix}:train:last_success"
+
+    def train_queue(self) -> str:
+        """The RQ queue name of training jobs (RQ keeps its own key names)."""
+        return f"{self.prefix}-train"
+
+
+# Per-user keys added by later features; each is deleted by ``DELETE /v1/me``.
+USER_EXTRA_KEYS: tuple[str, ...] = ("foldin", "lastrecs", "email", "sent")

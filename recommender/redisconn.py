@@ -1,0 +1,43 @@
+"""Connections to Redis with timeouts set, so that no request ever hangs on a dead server.
+
+``REDIS_URL`` may name a single server (``redis://``, ``rediss://``, ``unix://``) or a Redis
+Cluster (``redis+cluster://host:port`` or ``rediss+cluster://...``: any node of the cluster).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+# What a caller catches to say "Redis is unreachable": connection refused or reset, timeouts,
+# a cluster that lost its slots, a server still loading its AOF after a restart.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.MasterDownError,
+)
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def connect(url: str, timeout_s: float = 2.0, decode_responses: bool = True) -> Any:
+    """A client for ``url`` whose every call gives up after ``timeout_s`` seconds."""
+    options: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "decode_responses": decode_responses,
+        "health_check_interval": 30,
+    }
+    if is_cluster_url(url):
+        plain = url.replace("+cluster", "", 1)
+        return RedisCluster.from_url(plain, **options)
+    return redis.Redis.from_url(url, retry_on_timeout=False, **options)

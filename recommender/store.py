@@ -1,0 +1,429 @@
+"""The event store on Redis: ingestion, the paper catalogue, trending, history, export, erasure.
+
+Writes, in order, for one batch of one user's events:
+
+1. One Lua script on the user's event-log partition adds each event id to the partition's
+   de-duplication set and, only if it was new, appends the event to the stream. The stream and
+   the set share a hash tag, so the script is atomic on a Redis Cluster too: an event is in the
+   log exactly once, however often the client retries it. The same script records whether the
+   user is a new reader of the paper (a distinct reader counts once in trending).
+2. One pipeline updates what is derived from the accepted events: the user's seen / dismissed
+   papers and stream entries, the catalogue, and the trending scores (a second script that adds
+   decayed increments and rebases the scores when they grow too large).
+
+The API answers only after both steps returned, so an acknowledged event is in the log. If a
+process dies between the two steps, the log (the source of truth for training) is complete and
+only derived counters miss that batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from recommender import trending
+from recommender.keys import Keys
+from recommender.settings import Settings
+
+KINDS = ("open", "click", "dismiss")
+READ_KINDS = ("open", "click")
+CATALOGUE_TEXT_FIELDS = ("title", "url", "abstract", "authors")
+# A paper's public text is set by its first reader; later readers who send different text
+# replace it only when this many distinct readers agree on the new version.
+METADATA_QUORUM = 3
+
+_INGEST_LUA = """
+-- KEYS[1] stream, KEYS[2] dedupe; ARGV[1] now (ms), ARGV[2] number of events, then 7 values each
+local now = ARGV[1]
+local n = tonumber(ARGV[2])
+local out = {}
+local i = 3
+for j = 1, n do
+  local u, e, k, p, ts, s = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local reader = ARGV[i + 6]
+  i = i + 7
+  if redis.call('ZADD', KEYS[2], 'NX', now, 'e:' .. u .. ':' .. e) == 1 then
+    local id = redis.call('XADD', KEYS[1], '*', 'u', u, 'e', e, 'k', k, 'p', p, 'ts', ts, 's', s)
+    local new_reader = 0
+    if reader == '1' then
+      new_reader = redis.call('ZADD', KEYS[2], 'NX', now, 'r:' .. u .. ':' .. p)
+    end
+    out[j] = {id, new_reader}
+  else
+    out[j] = false
+  end
+end
+return out
+"""
+
+_TRENDING_LUA = """
+-- KEYS[1] scores, KEYS[2] epoch; ARGV[1] half-life (s), ARGV[2] default epoch,
+-- ARGV[3] rebase exponent, ARGV[4] sign (+1 add, -1 remove), then (paper, ts) pairs
+local half = tonumber(ARGV[1])
+local epoch = tonumber(redis.call('GET', KEYS[2]) or ARGV[2])
+local sign = tonumber(ARGV[4])
+local latest = epoch
+for i = 5, #ARGV, 2 do
+  local ts = tonumber(ARGV[i + 1])
+  if ts > latest then latest = ts end
+end
+if (latest - epoch) / half > tonumber(ARGV[3]) then
+  local new_epoch = latest - half * 8
+  local factor = 2 ^ (-(new_epoch - epoch) / half)
+  redis.call('ZUNIONSTORE', KEYS[1], 1, KEYS[1], 'WEIGHTS', factor)
+  redis.call('SET', KEYS[2], string.format('%.3f', new_epoch))
+  epoch = new_epoch
+end
+for i = 5, #ARGV, 2 do
+  local inc = sign * 2 ^ ((tonumber(ARGV[i + 1]) - epoch) / half)
+  local score = tonumber(redis.call('ZINCRBY', KEYS[1], inc, ARGV[i]))
+  if score <= 1e-9 * math.abs(inc) then redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return tostring(epoch)
+"""
+
+
+_CLAIM_LUA = """
+-- KEYS[1] paper, KEYS[2] claims, KEYS[3] claimants; ARGV user, digest, metadata JSON, quorum
+-- One vote per reader and paper: a reader who changes their text moves their vote.
+local previous = redis.call('HGET', KEYS[3], ARGV[1])
+if previous == ARGV[2] then return 0 end
+if previous then redis.call('HINCRBY', KEYS[2], previous, -1) end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+local votes = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('HSETNX', KEYS[2], 'm:' .. ARGV[2], ARGV[3])
+local meta = cjson.decode(ARGV[3])
+local replace = votes >= tonumber(ARGV[4])
+for name, value in pairs(meta) do
+  if replace then
+    redis.call('HSET', KEYS[1], name, value)
+  else
+    redis.call('HSETNX', KEYS[1], name, value)
+  end
+end
+return votes
+"""
+
+_UNCLAIM_LUA = """
+-- KEYS[2] claims, KEYS[3] claimants; ARGV[1] user: take the reader's vote back
+local previous = redis.call('HGET', KEYS[3], ARGV[1])
+if previous then
+  redis.call('HINCRBY', KEYS[2], previous, -1)
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One validated event, its paper already canonical."""
+
+    id: str
+    kind: str
+    paper_id: str
+    ts: int
+    site: str
+    title: str | None = None
+    url: str | None = None
+    abstract: str | None = None
+    authors: tuple[str, ...] = ()
+
+    def metadata(self) -> dict[str, str]:
+        """The public metadata this event carries, as catalogue fields.
+
+        The catalogue's ``url`` is rebuilt from the canonical id, never the address the reader
+        was at, so no page URL of anyone's browsing is stored.
+        """
+        fields = {"title": self.title, "url": paper_url(self.paper_id), "abstract": self.abstract}
+        out = {k: v for k, v in fields.items() if v}
+        if self.authors:
+            out["authors"] = json.dumps(list(self.authors), ensure_ascii=False)
+        return out
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+
+
+class EventStore:
+    """Reads and writes Paperfeed's events and what is derived from them.
+
+    Parameters
+    ----------
+    redis : redis.Redis or redis.cluster.RedisCluster
+        A client with ``decode_responses=True``.
+    settings : Settings
+    """
+
+    def __init__(self, redis: Any, settings: Settings, keys: Keys | None = None) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = keys or Keys(settings.key_prefix, settings.stream_partitions)
+        self._ingest = redis.register_script(_INGEST_LUA)
+        self._trending = redis.register_script(_TRENDING_LUA)
+        self._claim = redis.register_script(_CLAIM_LUA)
+        self._unclaim = redis.register_script(_UNCLAIM_LUA)
+
+    # -- writing ------------------------------------------------------------------------
+    def ingest(
+        self, user_id: str, events: Sequence[Event], now: float | None = None
+    ) -> IngestResult:
+        """Append ``events`` of ``user_id`` to the log once each and update derived keys."""
+        if not events:
+            return IngestResult(0, 0)
+        now = time.time() if now is None else now
+        k = self.keys
+        partition = k.partition_of(user_id)
+        args: list[Any] = [int(now * 1000), len(events)]
+        for ev in events:
+            reader = "1" if ev.kind in READ_KINDS else "0"
+            args += [user_id, ev.id, ev.kind, ev.paper_id, ev.ts, ev.site, reader]
+        results = self._ingest(keys=[k.stream(partition), k.dedupe(partition)], args=args)
+
+        accepted = [(ev, res) for ev, res in zip(events, results, strict=True) if res]
+        if accepted:
+            self._derive(user_id, partition, accepted, now)
+        return IngestResult(len(accepted), len(events) - len(accepted))
+
+    def _derive(self, user_id: str, partition: int, accepted: list, now: float) -> None:
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        new_readers: list[tuple[str, int]] = []
+        for ev, (entry_id, new_reader) in accepted:
+            ts = min(ev.ts, int(now))
+            pipe.zadd(k.user_entries(user_id), {f"{partition}/{entry_id}": ts})
+            if ev.kind == "dismiss":
+                pipe.zadd(k.user_dismissed(user_id), {ev.paper_id: ts})
+            else:
+                pipe.zadd(k.user_seen(user_id), {ev.paper_id: ts}, gt=True)
+            paper_key = k.paper(ev.paper_id)
+            pipe.hsetnx(paper_key, "first_seen", ts)
+            pipe.zadd(k.papers(), {ev.paper_id: ts}, nx=True)
+            pipe.hincrby(paper_key, ev.kind + "s", 1)
+            if new_reader:
+                pipe.hincrby(paper_key, "readers", 1)
+                new_readers.append((ev.paper_id, ts))
+            self._queue_metadata(pipe, user_id, ev)
+        if new_readers:
+            self._queue_trending(pipe, new_readers, sign=1)
+        pipe.execute()
+
+    def _queue_metadata(self, pipe: Any, user_id: str, ev: Event) -> None:
+        """First reader's text wins; a different text needs ``METADATA_QUORUM`` readers."""
+        meta = ev.metadata()
+        if not meta:
+            return
+        k = self.keys
+        blob = json.dumps(meta, sort_keys=True, ensure_ascii=False)
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:32]
+        pid = ev.paper_id
+        self._claim(
+            keys=[k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)],
+            args=[user_id, digest, blob, METADATA_QUORUM],
+            client=pipe,
+        )
+
+    def _queue_trending(self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int) -> None:
+        k = self.keys
+        args: list[Any] = [
+            self.settings.trending_half_life_s,
+            trending.DEFAULT_EPOCH,
+            trending.REBASE_EXPONENT,
+            sign,
+        ]
+        for paper_id, ts in readers:
+            args += [paper_id, ts]
+        self._trending(keys=[k.trending(), k.trending_epoch()], args=args, client=pipe)
+
+    def trim(self, now: float | None = None) -> int:
+        """Drop log entries and de-duplication marks older than the retention window."""
+        now = time.time() if now is None else now
+        cutoff_ms = int((now - self.settings.retention_s) * 1000)
+        removed = 0
+        for p in range(self.keys.partitions):
+            removed += self.redis.xtrim(self.keys.stream(p), minid=cutoff_ms, approximate=False)
+            self.redis.zremrangebyscore(self.keys.dedupe(p), "-inf", cutoff_ms)
+        return removed
+
+    # -- reading ------------------------------------------------------------------------
+    def papers(self, paper_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Catalogue entries for ``paper_ids`` (``None`` where unknown), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for pid in paper_ids:
+            pipe.hgetall(self.keys.paper(pid))
+        return [
+            _paper_view(pid, raw) if raw else None
+            for pid, raw in zip(paper_ids, pipe.execute(), strict=True)
+        ]
+
+    def paper(self, paper_id: str) -> dict[str, Any] | None:
+        return self.papers([paper_id])[0]
+
+    def trending(self, offset: int, limit: int, now: float | None = None) -> tuple[list, int]:
+        """Global trending, most momentum first: ``([(paper, score), ...], total)``."""
+        now = time.time() if now is None else now
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrevrange(k.trending(), offset, offset + limit - 1, withscores=True)
+        pipe.zcard(k.trending())
+        pipe.get(k.trending_epoch())
+        rows, total, epoch = pipe.execute()
+        epoch = float(epoch) if epoch else trending.DEFAULT_EPOCH
+        scores = trending.to_now(
+            [s for _, s in rows], now, epoch, self.settings.trending_half_life_s
+        )
+        papers = self.papers([pid for pid, _ in rows])
+        items = [
+            (paper or {"id": pid}, float(score))
+            for (pid, _), paper, score in zip(rows, papers, scores, strict=True)
+        ]
+        return items, int(total)
+
+    def trending_scores(self, limit: int, now: float | None = None) -> dict[str, float]:
+        """Top ``limit`` papers by decayed readers (no catalogue look-up): id -> score."""
+        now = time.time() if now is None else now
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrevrange(self.keys.trending(), 0, limit - 1, withscores=True)
+        pipe.get(self.keys.trending_epoch())
+        rows, epoch = pipe.execute()
+        epoch = float(epoch) if epoch else trending.DEFAULT_EPOCH
+        decayed = trending.to_now(
+            [s for _, s in rows], now, epoch, self.settings.trending_half_life_s
+        )
+        return {pid: float(s) for (pid, _), s in zip(rows, decayed, strict=True)}
+
+    def user_events(self, user_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The user's events from the log, newest first (all of them when ``limit`` is None)."""
+        end = -1 if limit is None else limit - 1
+        refs = self.redis.zrevrange(self.keys.user_entries(user_id), 0, end)
+        pipe = self.redis.pipeline(transaction=False)
+        for ref in refs:
+            partition, entry_id = ref.split("/", 1)
+            pipe.xrange(self.keys.stream(int(partition)), entry_id, entry_id)
+        events = []
+        for ref, found in zip(refs, pipe.execute() if refs else [], strict=True):
+            for entry_id, fields in found:
+                events.append(_event_view(int(ref.split("/", 1)[0]), entry_id, fields))
+        return events
+
+    def history(self, user_id: str, limit: int) -> list[dict[str, Any]]:
+        """The user's latest events with each paper's id and title."""
+        events = self.user_events(user_id, limit)
+        papers = self.papers([ev["paper"]["id"] for ev in events])
+        for ev, paper in zip(events, papers, strict=True):
+            if paper and paper.get("title"):
+                ev["paper"]["title"] = paper["title"]
+        return events
+
+    def seen_and_dismissed(self, user_id: str) -> tuple[dict[str, float], dict[str, float]]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrange(self.keys.user_seen(user_id), 0, -1, withscores=True)
+        pipe.zrange(self.keys.user_dismissed(user_id), 0, -1, withscores=True)
+        seen, dismissed = pipe.execute()
+        return dict(seen), dict(dismissed)
+
+    # -- the user's own data ------------------------------------------------------------
+    def export(self, user_id: str) -> dict[str, Any]:
+        """Everything Paperfeed holds about ``user_id``."""
+        seen, dismissed = self.seen_and_dismissed(user_id)
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(k.user(user_id))
+        for name in ("email", "sent"):
+            pipe.hgetall(k.user_extra(user_id, name))
+        profile, email, sent = pipe.execute()
+        profile = {name: v for name, v in profile.items() if name != "token_hash"}
+        return {
+            "user_id": user_id,
+            "profile": profile,
+            "events": self.user_events(user_id),
+            "seen": [{"paper_id": p, "ts": int(t)} for p, t in seen.items()],
+            "dismissed": [{"paper_id": p, "ts": int(t)} for p, t in dismissed.items()],
+            "email": email or None,
+            "emails_sent": sent or {},
+        }
+
+    def erase(self, user_id: str, now: float | None = None) -> int:
+        """Remove the user's events from the log and every key derived from them.
+
+        Their contributions to the public aggregates (trending, counts, metadata votes) are
+        taken back too. Returns the number of log entries deleted.
+        """
+        now = time.time() if now is None else now
+        k = self.keys
+        events = self.user_events(user_id)
+        seen, _ = self.seen_and_dismissed(user_id)
+        partition = k.partition_of(user_id)
+        pipe = self.redis.pipeline(transaction=False)
+        by_partition: dict[int, list[str]] = {}
+        for ev in events:
+            by_partition.setdefault(ev["partition"], []).append(ev["entry_id"])
+            paper_key = k.paper(ev["paper"]["id"])
+            pipe.hincrby(paper_key, ev["type"] + "s", -1)
+        for p, entry_ids in by_partition.items():
+            pipe.xdel(k.stream(p), *entry_ids)
+        members = [f"e:{user_id}:{ev['id']}" for ev in events]
+        members += [f"r:{user_id}:{pid}" for pid in {ev["paper"]["id"] for ev in events}]
+        if members:
+            pipe.zrem(k.dedupe(partition), *members)
+        readers = [(pid, int(ts)) for pid, ts in seen.items()]
+        for pid, _ in readers:
+            pipe.hincrby(k.paper(pid), "readers", -1)
+        for pid in {ev["paper"]["id"] for ev in events}:
+            claim_keys = [k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)]
+            self._unclaim(keys=claim_keys, args=[user_id], client=pipe)
+        if readers:
+            self._queue_trending(pipe, readers, sign=-1)
+        pipe.delete(*k.user_keys(user_id))
+        pipe.zrem(k.users(), user_id)
+        pipe.execute()
+        return len(events)
+
+
+_URL_TEMPLATES = {
+    "arxiv": "https://arxiv.org/abs/{}",
+    "doi": "https://doi.org/{}",
+    "openreview": "https://openreview.net/forum?id={}",
+    "acl": "https://aclanthology.org/{}/",
+    "pwc": "https://paperswithcode.com/paper/{}",
+}
+
+
+def paper_url(paper_id: str) -> str | None:
+    """The public address of a paper, rebuilt from its canonical id."""
+    namespace, _, local = paper_id.partition(":")
+    template = _URL_TEMPLATES.get(namespace)
+    return template.format(local) if template and local else None
+
+
+def _paper_view(paper_id: str, raw: Mapping[str, str]) -> dict[str, Any]:
+    view: dict[str, Any] = {"id": paper_id}
+    for name in ("title", "url", "abstract"):
+        if raw.get(name):
+            view[name] = raw[name]
+    view["authors"] = json.loads(raw["authors"]) if raw.get("authors") else []
+    for name in ("readers", "opens", "clicks", "dismisses"):
+        view[name] = max(0, int(raw.get(name, 0)))
+    if raw.get("first_seen"):
+        view["first_seen"] = int(float(raw["first_seen"]))
+    return view
+
+
+def _event_view(partition: int, entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "partition": partition,
+        "id": fields["e"],
+        "type": fields["k"],
+        "paper": {"id": fields["p"]},
+        "ts": int(fields["ts"]),
+        "site": fields.get("s", ""),
+        "entry_id": entry_id,
+        "received_ms": int(entry_id.split("-", 1)[0]),
+    }

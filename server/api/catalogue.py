@@ -1,0 +1,44 @@
+"""Public reads: the global trending list and single papers from the catalogue."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import RAISE
+
+from recommender.paperid import canonical_paper_id
+from server.errors import Problem
+from server.schemas import PageArgs, PaperOut, ProblemOut, TrendingOut
+from server.state import state
+
+blp = Blueprint("catalogue", __name__, url_prefix="/v1", description="Trending and papers")
+
+
+@blp.route("/trending", methods=["GET"])
+@blp.arguments(PageArgs, location="query", unknown=RAISE)
+@blp.response(200, TrendingOut)
+@blp.alt_response(422, schema=ProblemOut, description="Bad paging parameters")
+def get_trending(args: dict) -> dict:
+    """Global trending papers by decayed distinct readers, most momentum first."""
+    st = state()
+    items, total = st.store.trending(args["offset"], args["limit"])
+    return {
+        "items": [{"paper": p, "score": s, "readers": s} for p, s in items],
+        "limit": args["limit"],
+        "offset": args["offset"],
+        "total": total,
+        "half_life_hours": st.settings.trending_half_life_h,
+    }
+
+
+@blp.route("/papers/<path:paper_id>", methods=["GET"])
+@blp.response(200, PaperOut)
+@blp.alt_response(404, schema=ProblemOut, description="Unknown paper")
+def get_paper(paper_id: str) -> dict:
+    """One paper of the catalogue, by canonical id or any URL or id form of it."""
+    canonical = canonical_paper_id(paper_id)
+    if canonical is None:
+        raise Problem(404, f"{paper_id[:100]!r} is not a paper id Paperfeed understands")
+    paper = state().store.paper(canonical)
+    if paper is None:
+        raise Problem(404, f"no paper {canonical} in the catalogue")
+    return paper

@@ -1,0 +1,101 @@
+"""The Flask app factory: ``create_app(settings, redis=None)``.
+
+It wires the settings, the Redis client and the event store into ``app.extensions``, mounts the
+blueprints under flask-smorest (which serves the OpenAPI document at ``/openapi.json`` and its
+docs page at ``/docs``), and installs problem+json errors, CORS for the extension's origins only,
+security headers, request logging and Prometheus metrics. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask, Response, request
+from flask_cors import CORS
+from flask_smorest import Api
+
+from recommender.keys import Keys
+from recommender.redisconn import connect
+from recommender.settings import Settings, SettingsError
+from recommender.store import EventStore
+from server import api as api_package
+from server import errors, logs, metrics
+from server.errors import Problem
+from server.state import AppState
+
+API_DOC = """Paperfeed: trending papers, for you.
+
+Errors are RFC 9457 `application/problem+json` documents. User endpoints take
+`Authorization: Bearer <token>` from `POST /v1/users`; admin endpoints take the admin token.
+"""
+
+_JSON_MIME = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    "Permissions-Policy": "interest-cohort=()",
+}
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
+    """Build the WSGI app. ``redis`` defaults to a client for ``settings.redis_url``."""
+    settings = settings or Settings.from_env()
+    if redis is None:
+        if not settings.redis_url:
+            raise SettingsError(
+                "REDIS_URL is not set: run `paperfeed up` (it starts an embedded Redis) "
+                "or point REDIS_URL at a Redis server"
+            )
+        redis = connect(settings.redis_url, settings.redis_timeout_s)
+
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Paperfeed",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={"info": {"description": API_DOC}},
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+    )
+    keys = Keys(settings.key_prefix, settings.stream_partitions)
+    app.extensions["paperfeed"] = AppState(
+        settings=settings, redis=redis, keys=keys, store=EventStore(redis, settings, keys)
+    )
+
+    smorest = Api(app)
+    api_package.register(smorest)
+    errors.init_app(app)  # after flask-smorest, so its HTTP error handler is replaced
+    logs.init_app(app)
+    metrics.init_app(app)
+    CORS(
+        app,
+        resources={r"/v1/*": {"origins": [re.compile(o) for o in settings.cors_origins]}},
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["Retry-After", "X-Request-ID"],
+        max_age=600,
+    )
+
+    @app.before_request
+    def _json_bodies_only() -> None:
+        has_body = request.method in ("POST", "PUT", "PATCH") and request.content_length
+        if has_body and not _JSON_MIME.match(request.mimetype or ""):
+            raise Problem(415, "send the body as application/json")
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.path.startswith("/v1/") or request.path == "/openapi.json":
+            response.headers.setdefault("Content-Security-Policy", _API_CSP)
+        if request.path.startswith("/v1/me") or request.path == "/v1/users":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return app

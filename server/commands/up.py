@@ -1,0 +1,104 @@
+"""``paperfeed up``: run every process of the service locally, as the Procfile lists them.
+
+With no ``REDIS_URL`` it first starts an embedded Redis server (data persisted with AOF under
+``PAPERFEED_DATA_DIR``) and hands its address to the processes. It stops everything, Redis
+last, on Ctrl-C / SIGTERM or when any process exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from recommender.settings import Settings
+from server.commands import _available
+from server.embedded_redis import EmbeddedRedis
+
+NAME = "up"
+HELP = "Run the whole service locally (web, worker, clock); embedded Redis if no REDIS_URL."
+
+log = logging.getLogger(__name__)
+
+
+def process_table() -> dict[str, list[str]]:
+    """Process type -> command line; the Procfile lists the same types."""
+    py = sys.executable
+    table = {
+        "web": [py, "-m", "gunicorn", "-c", "python:server.gunicorn_conf", "server.wsgi:app"],
+    }
+    for name in ("worker", "clock"):
+        if _available(name):
+            table[name] = [py, "-m", "server.cli", name]
+    return table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--only", default="", help="Comma-separated process types to run (default: all)."
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    env = dict(os.environ)
+    embedded = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir)
+        env["REDIS_URL"] = embedded.start()
+        print(
+            f"paperfeed: embedded Redis at {env['REDIS_URL']} (data in {embedded.dir})", flush=True
+        )
+    metrics_dir = Path(settings.data_dir, "prometheus").resolve()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+    wanted = {p for p in args.only.split(",") if p}
+    table = {k: v for k, v in process_table().items() if not wanted or k in wanted}
+    children: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    status = 0
+    try:
+        for name, cmd in table.items():
+            children[name] = subprocess.Popen(cmd, env=env)
+            print(f"paperfeed: started {name} (pid {children[name].pid})", flush=True)
+        print(f"paperfeed: serving on http://{settings.host}:{settings.port}", flush=True)
+        while not stopping:
+            exited = [n for n, p in children.items() if p.poll() is not None]
+            if exited:
+                name = exited[0]
+                status = children[name].returncode or 1
+                print(
+                    f"paperfeed: {name} exited with {children[name].returncode}; stopping",
+                    flush=True,
+                )
+                break
+            time.sleep(0.2)
+    finally:
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 25
+        for proc in children.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if embedded:
+            embedded.stop()
+        print("paperfeed: stopped", flush=True)
+    return status

@@ -1,0 +1,69 @@
+"""One structured log line per request, stamped with a request id; never a token or URL.
+
+The line names the endpoint (the route's rule, e.g. ``/v1/papers/<path:paper_id>``), not the
+path or query string the client sent, so no page address, paper URL or token reaches a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, has_request_context, request
+
+from server import metrics
+
+log = logging.getLogger("paperfeed.access")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record logged while a request is handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
+        metrics.REQUESTS.labels(request.method, endpoint, response.status_code).inc()
+        metrics.LATENCY.labels(endpoint).observe(elapsed)
+        if request.endpoint == "events.post_events" and response.status_code == 422:
+            body = request.get_json(silent=True)
+            events = body.get("events") if isinstance(body, dict) else None
+            metrics.EVENTS.labels("rejected").inc(len(events) if isinstance(events, list) else 1)
+        response.headers["X-Request-ID"] = g.get("request_id", "-")
+        log.info(
+            "method=%s endpoint=%s status=%d ms=%.2f",
+            request.method,
+            endpoint,
+            response.status_code,
+            elapsed * 1000,
+        )
+        return response
+
+
+def configure(level: str = "INFO") -> None:
+    """Log configuration for an entry point (the CLI, gunicorn workers): one line per record."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,211 @@
+"""Marshmallow schemas: they validate every request and generate the OpenAPI document.
+
+Unknown fields are rejected everywhere, every string has a length bound, and an event's
+timestamp must lie between the start of the retention window and a bounded clock skew ahead of
+the server's clock. A paper is named by a canonical id or by the URL it was seen at; both are
+normalised by :mod:`recommender.paperid`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import current_app
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates,
+    validates_schema,
+)
+
+from recommender.paperid import canonical_paper_id
+from recommender.store import KINDS, Event
+
+HOST = validate.Regexp(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
+    error="must be a lower-case host name such as arxiv.org",
+)
+
+
+def _settings() -> Any:
+    return current_app.extensions["paperfeed"].settings
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PaperIn(StrictSchema):
+    id = fields.String(validate=validate.Length(1, 300), metadata={"example": "arxiv:2401.12345"})
+    url = fields.String(
+        validate=validate.Length(1, 2048),
+        metadata={"example": "https://arxiv.org/pdf/2401.12345v2"},
+    )
+    title = fields.String(validate=validate.Length(1, 1000))
+    authors = fields.List(
+        fields.String(validate=validate.Length(1, 300)), validate=validate.Length(max=100)
+    )
+    abstract = fields.String(validate=validate.Length(1, 10_000))
+
+    @validates_schema
+    def _identity(self, data: dict[str, Any], **_: Any) -> None:
+        if "id" not in data and "url" not in data:
+            raise ValidationError("a paper needs an id or a url", "id")
+        canonical = {}
+        for name in ("id", "url"):
+            if name in data:
+                canonical[name] = canonical_paper_id(data[name])
+                if canonical[name] is None:
+                    raise ValidationError(f"not a recognised paper {name}", name)
+        if len(set(canonical.values())) > 1:
+            raise ValidationError("id and url name different papers", "url")
+
+    @post_load
+    def _canonical(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["canonical_id"] = canonical_paper_id(data.get("id") or data["url"])
+        return data
+
+
+class EventIn(StrictSchema):
+    id = fields.UUID(required=True, metadata={"description": "Client-generated event id."})
+    type = fields.String(required=True, validate=validate.OneOf(KINDS))
+    paper = fields.Nested(PaperIn, required=True)
+    ts = fields.Integer(
+        required=True, strict=False, metadata={"description": "Client time, Unix seconds."}
+    )
+    site = fields.String(required=True, validate=[validate.Length(1, 253), HOST])
+
+    @validates("ts")
+    def _recent(self, value: int, **_: Any) -> None:
+        settings = _settings()
+        now = time.time()
+        if value > now + settings.max_clock_skew_s:
+            raise ValidationError(
+                f"is {value - now:.0f} s ahead of the server clock "
+                f"(at most {settings.max_clock_skew_s:.0f} s allowed)"
+            )
+        if value < now - settings.retention_s:
+            raise ValidationError(
+                f"is older than the retention window of {settings.retention_days:g} days"
+            )
+
+    @post_load
+    def _event(self, data: dict[str, Any], **_: Any) -> Event:
+        paper = data["paper"]
+        return Event(
+            id=str(data["id"]),
+            kind=data["type"],
+            paper_id=paper["canonical_id"],
+            ts=int(data["ts"]),
+            site=data["site"],
+            title=_clean(paper.get("title")),
+            abstract=_clean(paper.get("abstract")),
+            authors=tuple(a for a in (_clean(x) for x in paper.get("authors", ())) if a),
+        )
+
+
+def _clean(text: str | None) -> str | None:
+    """Collapse runs of white space (listing pages wrap titles) and trim."""
+    return " ".join(text.split()) if text else None
+
+
+class EventBatchIn(StrictSchema):
+    events = fields.List(fields.Nested(EventIn), required=True)
+
+    @validates("events")
+    def _size(self, value: list, **_: Any) -> None:
+        limit = _settings().max_batch
+        if not 1 <= len(value) <= limit:
+            raise ValidationError(f"must hold 1 to {limit} events, got {len(value)}")
+
+
+class IngestOut(Schema):
+    accepted = fields.Integer(required=True)
+    duplicates = fields.Integer(required=True)
+
+
+class UserOut(Schema):
+    user_id = fields.String(required=True)
+    token = fields.String(required=True, metadata={"description": "Shown once; keep it secret."})
+
+
+class PaperOut(Schema):
+    id = fields.String(required=True)
+    title = fields.String()
+    url = fields.String()
+    abstract = fields.String()
+    authors = fields.List(fields.String())
+    readers = fields.Integer(metadata={"description": "Distinct readers in the retention window."})
+    opens = fields.Integer()
+    clicks = fields.Integer()
+    dismisses = fields.Integer()
+    first_seen = fields.Integer()
+
+
+class TrendingItemOut(Schema):
+    paper = fields.Nested(PaperOut, required=True)
+    score = fields.Float(required=True, metadata={"description": "Decayed readers now."})
+    readers = fields.Float(required=True, metadata={"description": "Same as score."})
+
+
+class PageArgs(StrictSchema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 10_000))
+
+
+class TrendingOut(Schema):
+    items = fields.List(fields.Nested(TrendingItemOut), required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    half_life_hours = fields.Float(required=True)
+
+
+class HistoryPaperOut(Schema):
+    id = fields.String(required=True)
+    title = fields.String()
+
+
+class HistoryEventOut(Schema):
+    id = fields.String(required=True)
+    type = fields.String(required=True)
+    paper = fields.Nested(HistoryPaperOut, required=True)
+    ts = fields.Integer(required=True)
+    site = fields.String()
+
+
+class HistoryArgs(StrictSchema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class HistoryOut(Schema):
+    events = fields.List(fields.Nested(HistoryEventOut), required=True)
+
+
+class ExportOut(Schema):
+    user_id = fields.String(required=True)
+    profile = fields.Dict(keys=fields.String(), values=fields.Raw())
+    events = fields.List(fields.Nested(HistoryEventOut))
+    seen = fields.List(fields.Dict())
+    dismissed = fields.List(fields.Dict())
+    email = fields.Raw(allow_none=True)
+    emails_sent = fields.Dict()
+
+
+class StatusOut(Schema):
+    status = fields.String(required=True)
+
+
+class ProblemOut(Schema):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    instance = fields.String(allow_none=True)
+    errors = fields.List(fields.Dict())

@@ -1,0 +1,139 @@
+"""Redis outages answer 503 with Retry-After and recover; the OpenAPI document and docs page;
+metrics; logs that never carry a token or a page URL; security and CORS headers."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from recommender.redisconn import connect
+from recommender.settings import Settings
+from server.app import create_app
+from server.embedded_redis import EmbeddedRedis, free_port
+from tests.helpers import event, post
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = EmbeddedRedis(tmp_path, port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_redis_down_is_503_with_retry_after_then_recovers(own_redis, prefix):
+    settings = Settings.from_env(
+        {},
+        redis_url=own_redis.url,
+        key_prefix=prefix,
+        rate_limit_enabled=False,
+        redis_timeout_s=0.5,
+        retry_after_s=7,
+    )
+    app = create_app(settings)
+    client = app.test_client()
+    user = client.post("/v1/users").get_json()
+    auth = {"Authorization": f"Bearer {user['token']}"}
+    assert post(client, {"auth": auth}, event()).status_code == 202
+
+    own_redis.stop()
+    for path, method in [
+        ("/v1/events", "post"),
+        ("/v1/trending", "get"),
+        ("/readyz", "get"),
+        ("/v1/users", "post"),
+        ("/v1/me/history", "get"),
+    ]:
+        started = time.monotonic()
+        kwargs = {"json": {"events": [event()]}} if path == "/v1/events" else {}
+        response = getattr(client, method)(path, headers=auth, **kwargs)
+        assert time.monotonic() - started < 3, path
+        assert response.status_code == 503, path
+        assert response.headers["Retry-After"] == "7"
+        assert response.mimetype == "application/problem+json"
+        assert response.get_json()["type"].endswith("/store-unavailable")
+    assert client.get("/healthz").status_code == 200
+
+    own_redis.start()  # same port, same data directory: the AOF brings the data back
+    assert client.get("/readyz").status_code == 200
+    history = client.get("/v1/me/history", headers=auth).get_json()
+    assert len(history["events"]) == 1
+
+
+def test_unreachable_redis_never_hangs(prefix):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings = Settings.from_env({}, redis_url=dead, key_prefix=prefix, redis_timeout_s=0.3)
+    client = create_app(settings, redis=connect(dead, 0.3)).test_client()
+    response = client.post("/v1/users")
+    assert response.status_code == 503
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_openapi_document_covers_every_route(client, app):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in ("static", "prometheus_metrics") or rule.rule.startswith("/docs"):
+            continue
+        if rule.rule in ("/openapi.json",) or rule.endpoint.startswith("api-docs"):
+            continue
+        path = rule.rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (path, method) in documented, (path, method)
+    event_schema = spec["components"]["schemas"]["EventIn"]
+    assert set(event_schema["required"]) == {"id", "type", "paper", "ts", "site"}
+    assert client.get("/docs").status_code == 200
+
+
+def test_metrics_count_requests_and_events(client, user):
+    post(client, user, event())
+    post(client, user, {**event(), "type": "bogus"})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'paperfeed_events_total{outcome="accepted"}' in text
+    assert 'paperfeed_events_total{outcome="rejected"}' in text
+    assert 'paperfeed_http_requests_total{endpoint="/v1/events",method="POST",status="202"}' in text
+    assert "paperfeed_http_request_seconds_bucket" in text
+
+
+def test_logs_carry_request_id_but_no_token_or_url(client, user, caplog):
+    caplog.set_level(logging.INFO)
+    url = "https://arxiv.org/abs/2401.12345?private-query=1"
+    response = client.post(
+        "/v1/events",
+        json={"events": [event(url)]},
+        headers={**user["auth"], "X-Request-ID": "req-123"},
+    )
+    client.get("/v1/papers/https://arxiv.org/abs/2401.12345?private-query=2")
+    assert response.headers["X-Request-ID"] == "req-123"
+    lines = [r.getMessage() for r in caplog.records if r.name == "paperfeed.access"]
+    assert any("endpoint=/v1/events" in line and "status=202" in line for line in lines)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert user["token"] not in text
+    assert "private-query" not in text
+
+
+def test_security_and_cors_headers(client, user):
+    response = client.get("/v1/trending")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    ext = "chrome-extension://" + "a" * 32
+    preflight = client.options(
+        "/v1/events",
+        headers={
+            "Origin": ext,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.headers["Access-Control-Allow-Origin"] == ext
+    evil = client.get("/v1/trending", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in evil.headers
+    firefox = client.get(
+        "/v1/trending", headers={"Origin": "moz-extension://0a1b2c3d-0000-4000-8000-123456789abc"}
+    )
+    assert "Access-Control-Allow-Origin" in firefox.headers
