@@ -87,18 +87,41 @@ return tostring(epoch)
 """
 
 
-_CLAIM_LUA = """
--- KEYS[1] paper, KEYS[2] claims, KEYS[3] claimants; ARGV user, digest, metadata JSON, quorum
--- One vote per reader and paper: a reader who changes their text moves their vote.
+_USER_LUA = """
+-- KEYS[1] entries, KEYS[2] seen, KEYS[3] dismissed; ARGV: (entry ref, kind, paper, ts) each
+for i = 1, #ARGV, 4 do
+  local ref, kind, paper, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  redis.call('ZADD', KEYS[1], ts, ref)
+  if kind == 'dismiss' then
+    redis.call('ZADD', KEYS[3], ts, paper)
+  else
+    redis.call('ZADD', KEYS[2], 'GT', ts, paper)
+  end
+end
+return 0
+"""
+
+_PAPER_LUA = """
+-- KEYS[1] paper, KEYS[2] claims, KEYS[3] claimants
+-- ARGV: user, first-seen ts, opens, clicks, dismisses, new readers, digest, metadata JSON,
+--       quorum. The first reader's metadata wins; a different version replaces it once
+--       `quorum` distinct readers sent it (one vote per reader: a changed text moves the vote).
+redis.call('HSETNX', KEYS[1], 'first_seen', ARGV[2])
+local counts = {'opens', 'clicks', 'dismisses', 'readers'}
+for i = 1, 4 do
+  local n = tonumber(ARGV[2 + i])
+  if n ~= 0 then redis.call('HINCRBY', KEYS[1], counts[i], n) end
+end
+local digest = ARGV[7]
+if digest == '' then return 0 end
 local previous = redis.call('HGET', KEYS[3], ARGV[1])
-if previous == ARGV[2] then return 0 end
+if previous == digest then return 0 end
 if previous then redis.call('HINCRBY', KEYS[2], previous, -1) end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-local votes = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-redis.call('HSETNX', KEYS[2], 'm:' .. ARGV[2], ARGV[3])
-local meta = cjson.decode(ARGV[3])
-local replace = votes >= tonumber(ARGV[4])
-for name, value in pairs(meta) do
+redis.call('HSET', KEYS[3], ARGV[1], digest)
+local votes = redis.call('HINCRBY', KEYS[2], digest, 1)
+redis.call('HSETNX', KEYS[2], 'm:' .. digest, ARGV[8])
+local replace = votes >= tonumber(ARGV[9])
+for name, value in pairs(cjson.decode(ARGV[8])) do
   if replace then
     redis.call('HSET', KEYS[1], name, value)
   else
@@ -168,7 +191,8 @@ class EventStore:
         self.keys = keys or Keys(settings.key_prefix, settings.stream_partitions)
         self._ingest = redis.register_script(_INGEST_LUA)
         self._trending = redis.register_script(_TRENDING_LUA)
-        self._claim = redis.register_script(_CLAIM_LUA)
+        self._user = redis.register_script(_USER_LUA)
+        self._paper = redis.register_script(_PAPER_LUA)
         self._unclaim = redis.register_script(_UNCLAIM_LUA)
 
     # -- writing ------------------------------------------------------------------------
@@ -193,42 +217,53 @@ class EventStore:
         return IngestResult(len(accepted), len(events) - len(accepted))
 
     def _derive(self, user_id: str, partition: int, accepted: list, now: float) -> None:
+        """Update the user's keys, each paper's catalogue entry and trending: one script per
+        hash slot, all in one pipeline (a handful of commands for a batch of hundreds)."""
         k = self.keys
-        pipe = self.redis.pipeline(transaction=False)
+        user_args: list[Any] = []
+        per_paper: dict[str, dict[str, Any]] = {}
         new_readers: list[tuple[str, int]] = []
         for ev, (entry_id, new_reader) in accepted:
             ts = min(ev.ts, int(now))
-            pipe.zadd(k.user_entries(user_id), {f"{partition}/{entry_id}": ts})
-            if ev.kind == "dismiss":
-                pipe.zadd(k.user_dismissed(user_id), {ev.paper_id: ts})
-            else:
-                pipe.zadd(k.user_seen(user_id), {ev.paper_id: ts}, gt=True)
-            paper_key = k.paper(ev.paper_id)
-            pipe.hsetnx(paper_key, "first_seen", ts)
-            pipe.zadd(k.papers(), {ev.paper_id: ts}, nx=True)
-            pipe.hincrby(paper_key, ev.kind + "s", 1)
+            user_args += [f"{partition}/{entry_id}", ev.kind, ev.paper_id, ts]
+            paper = per_paper.setdefault(
+                ev.paper_id, {"ts": ts, "open": 0, "click": 0, "dismiss": 0, "readers": 0}
+            )
+            paper["ts"] = min(paper["ts"], ts)
+            paper[ev.kind] += 1
             if new_reader:
-                pipe.hincrby(paper_key, "readers", 1)
+                paper["readers"] += 1
                 new_readers.append((ev.paper_id, ts))
-            self._queue_metadata(pipe, user_id, ev)
+            meta = ev.metadata()
+            if meta:
+                paper["meta"] = meta  # the batch's last version of a paper's text counts
+        pipe = self.redis.pipeline(transaction=False)
+        user_keys = [k.user_entries(user_id), k.user_seen(user_id), k.user_dismissed(user_id)]
+        self._user(keys=user_keys, args=user_args, client=pipe)
+        for pid, paper in per_paper.items():
+            digest, blob = "", ""
+            if "meta" in paper:
+                blob = json.dumps(paper["meta"], sort_keys=True, ensure_ascii=False)
+                digest = hashlib.sha256(blob.encode()).hexdigest()[:32]
+            self._paper(
+                keys=[k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)],
+                args=[
+                    user_id,
+                    paper["ts"],
+                    paper["open"],
+                    paper["click"],
+                    paper["dismiss"],
+                    paper["readers"],
+                    digest,
+                    blob,
+                    METADATA_QUORUM,
+                ],
+                client=pipe,
+            )
+        pipe.zadd(k.papers(), {pid: paper["ts"] for pid, paper in per_paper.items()}, nx=True)
         if new_readers:
             self._queue_trending(pipe, new_readers, sign=1)
         pipe.execute()
-
-    def _queue_metadata(self, pipe: Any, user_id: str, ev: Event) -> None:
-        """First reader's text wins; a different text needs ``METADATA_QUORUM`` readers."""
-        meta = ev.metadata()
-        if not meta:
-            return
-        k = self.keys
-        blob = json.dumps(meta, sort_keys=True, ensure_ascii=False)
-        digest = hashlib.sha256(blob.encode()).hexdigest()[:32]
-        pid = ev.paper_id
-        self._claim(
-            keys=[k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)],
-            args=[user_id, digest, blob, METADATA_QUORUM],
-            client=pipe,
-        )
 
     def _queue_trending(self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int) -> None:
         k = self.keys

@@ -1,0 +1,51 @@
+"""The ceiling for ``bench/ingest.py``: a bare WSGI callable doing the same Redis writes.
+
+No Flask, no marshmallow, no logging or metrics: it parses the JSON, authenticates the token
+and canonicalises each paper id exactly as the real app does, then calls the same
+``EventStore.ingest``. Comparing the real app with this under the same gunicorn and load gives
+the cost of the framework, validation and observability.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from recommender.keys import Keys
+from recommender.paperid import canonical_paper_id
+from recommender.redisconn import connect
+from recommender.settings import Settings
+from recommender.store import Event, EventStore
+from recommender.users import authenticate
+
+_settings = Settings.from_env()
+_redis = connect(_settings.redis_url or "redis://127.0.0.1:6379/0", _settings.redis_timeout_s)
+_keys = Keys(_settings.key_prefix, _settings.stream_partitions)
+_store = EventStore(_redis, _settings, _keys)
+
+
+def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = json.loads(environ["wsgi.input"].read(length))
+    token = environ.get("HTTP_AUTHORIZATION", "")[7:]
+    user_id = authenticate(_redis, _keys, token)
+    if user_id is None:
+        start_response("401 Unauthorized", [("Content-Type", "application/json")])
+        return [b"{}"]
+    events = []
+    for ev in body["events"]:
+        paper = ev["paper"]
+        events.append(
+            Event(
+                id=ev["id"],
+                kind=ev["type"],
+                paper_id=canonical_paper_id(paper.get("id") or paper["url"]),
+                ts=int(ev["ts"]),
+                site=ev["site"],
+                title=paper.get("title"),
+            )
+        )
+    result = _store.ingest(user_id, events)
+    out = json.dumps({"accepted": result.accepted, "duplicates": result.duplicates}).encode()
+    start_response("202 Accepted", [("Content-Type", "application/json")])
+    return [out]
