@@ -89,6 +89,22 @@ class Settings:
     rate_limit_enabled: bool = _env_field(
         "PAPERFEED_RATE_LIMITS", True, "Rate limiting on (flask-limiter, Redis storage).", _bool
     )
+    rate_limit_register: str = _env_field(
+        "PAPERFEED_RATE_LIMIT_REGISTER", "30 per hour", "Registrations per client address."
+    )
+    rate_limit_events: str = _env_field(
+        "PAPERFEED_RATE_LIMIT_EVENTS", "120 per minute", "POST /v1/events per user token."
+    )
+    rate_limit_reads: str = _env_field(
+        "PAPERFEED_RATE_LIMIT_READS",
+        "120 per minute",
+        "Recommendations, history and export per user token.",
+    )
+    rate_limit_per_address: str = _env_field(
+        "PAPERFEED_RATE_LIMIT_PER_ADDRESS",
+        "3000 per minute",
+        "Any limited endpoint per client address (users behind one NAT share it).",
+    )
     model_keep_versions: int = _env_field(
         "PAPERFEED_MODEL_KEEP_VERSIONS", 5, "Model versions kept in Redis (older ones deleted)."
     )

@@ -20,7 +20,7 @@ from recommender.redisconn import connect
 from recommender.settings import Settings, SettingsError
 from recommender.store import EventStore
 from server import api as api_package
-from server import errors, logs, metrics
+from server import errors, logs, metrics, ratelimit
 from server.errors import Problem
 from server.state import AppState
 
@@ -71,6 +71,9 @@ def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
 
     smorest = Api(app)
     api_package.register(smorest)
+    app.extensions["paperfeed"].extras["limiter"] = ratelimit.init_app(
+        app, settings, keys.ns("ratelimit")
+    )
     errors.init_app(app)  # after flask-smorest, so its HTTP error handler is replaced
     logs.init_app(app)
     metrics.init_app(app)

@@ -4,6 +4,7 @@ metrics; logs that never carry a token or a page URL; security and CORS headers.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import pytest
@@ -80,7 +81,7 @@ def test_openapi_document_covers_every_route(client, app):
             continue
         if rule.rule in ("/openapi.json",) or rule.endpoint.startswith("api-docs"):
             continue
-        path = rule.rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, (path, method)
     event_schema = spec["components"]["schemas"]["EventIn"]

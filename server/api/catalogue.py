@@ -17,6 +17,7 @@ blp = Blueprint("catalogue", __name__, url_prefix="/v1", description="Trending a
 @blp.arguments(PageArgs, location="query", unknown=RAISE)
 @blp.response(200, TrendingOut)
 @blp.alt_response(422, schema=ProblemOut, description="Bad paging parameters")
+@blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def get_trending(args: dict) -> dict:
     """Global trending papers by decayed distinct readers, most momentum first."""
     st = state()
@@ -33,6 +34,7 @@ def get_trending(args: dict) -> dict:
 @blp.route("/papers/<path:paper_id>", methods=["GET"])
 @blp.response(200, PaperOut)
 @blp.alt_response(404, schema=ProblemOut, description="Unknown paper")
+@blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def get_paper(paper_id: str) -> dict:
     """One paper of the catalogue, by canonical id or any URL or id form of it."""
     canonical = canonical_paper_id(paper_id)

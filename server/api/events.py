@@ -19,6 +19,7 @@ blp = Blueprint("events", __name__, url_prefix="/v1", description="Reading event
 @blp.alt_response(413, schema=ProblemOut, description="Body over the size limit")
 @blp.alt_response(415, schema=ProblemOut, description="Body is not JSON")
 @blp.alt_response(422, schema=ProblemOut, description="Invalid events; none stored")
+@blp.alt_response(429, schema=ProblemOut, description="Rate limited; see Retry-After")
 @blp.alt_response(503, schema=ProblemOut, description="Redis unreachable; retry")
 def post_events(batch: dict) -> dict:
     """Record a batch of 1 to 500 events (idempotent by event id).

@@ -17,6 +17,7 @@ blp = Blueprint("me", __name__, url_prefix="/v1/me", description="The caller's o
 @blp.arguments(HistoryArgs, location="query", unknown=RAISE)
 @blp.response(200, HistoryOut)
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
+@blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def history(args: dict) -> dict:
     """The caller's latest events, newest first, with each paper's title."""
     return {"events": state().store.history(require_user(), args["limit"])}
@@ -25,6 +26,7 @@ def history(args: dict) -> dict:
 @blp.route("/export", methods=["GET"])
 @blp.response(200, ExportOut)
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
+@blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def export() -> dict:
     """Everything Paperfeed holds about the caller, as one JSON document."""
     return state().store.export(require_user())
@@ -33,6 +35,7 @@ def export() -> dict:
 @blp.route("", methods=["DELETE"])
 @blp.response(204)
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
+@blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def erase() -> Response:
     """Erase the caller: their events leave the log and every derived key; the token dies."""
     user_id = require_user()

@@ -1,0 +1,66 @@
+"""Rate limits per client address (registration) and per token (events, reads): 429 problems
+with Retry-After, counters in Redis that never hold a token."""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender.settings import Settings, SettingsError
+from server.app import create_app
+from tests.helpers import event, keys_under, post
+
+
+@pytest.fixture
+def limited_client(prefix, redis_client):
+    settings = Settings.from_env(
+        {},
+        redis_url="redis://127.0.0.1:6379/0",
+        key_prefix=prefix,
+        rate_limit_enabled=True,
+        rate_limit_register="2 per minute",
+        rate_limit_events="3 per minute",
+        rate_limit_reads="2 per minute",
+        rate_limit_per_address="1000 per minute",
+    )
+    return create_app(settings, redis=redis_client).test_client()
+
+
+def auth(body):
+    return {**body, "auth": {"Authorization": f"Bearer {body['token']}"}}
+
+
+def test_registration_is_limited_per_address(limited_client):
+    assert limited_client.post("/v1/users").status_code == 201
+    assert limited_client.post("/v1/users").status_code == 201
+    third = limited_client.post("/v1/users")
+    assert third.status_code == 429
+    assert third.mimetype == "application/problem+json"
+    assert int(third.headers["Retry-After"]) > 0
+    assert third.get_json()["type"].endswith("/rate-limited")
+    other_address = limited_client.post("/v1/users", environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert other_address.status_code == 201
+
+
+def test_events_and_reads_are_limited_per_token(limited_client, redis_client, prefix):
+    alice = auth(limited_client.post("/v1/users").get_json())
+    bob = auth(limited_client.post("/v1/users").get_json())
+    for _ in range(3):
+        assert post(limited_client, alice, event()).status_code == 202
+    blocked = post(limited_client, alice, event())
+    assert blocked.status_code == 429
+    assert "Retry-After" in blocked.headers
+    assert post(limited_client, bob, event()).status_code == 202
+    for _ in range(2):
+        assert limited_client.get("/v1/me/history", headers=alice["auth"]).status_code == 200
+    assert limited_client.get("/v1/me/history", headers=alice["auth"]).status_code == 429
+    for key in keys_under(redis_client, prefix):
+        assert alice["token"] not in key and bob["token"] not in key
+    assert any(":ratelimit" in key for key in keys_under(redis_client, prefix))
+
+
+def test_bad_limit_setting_fails_at_start(prefix, redis_client):
+    settings = Settings.from_env(
+        {}, redis_url="redis://x", key_prefix=prefix, rate_limit_events="lots please"
+    )
+    with pytest.raises(SettingsError, match="RATE_LIMIT_EVENTS"):
+        create_app(settings, redis=redis_client)
