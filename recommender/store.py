@@ -37,8 +37,10 @@ CATALOGUE_TEXT_FIELDS = ("title", "url", "abstract", "authors")
 METADATA_QUORUM = 3
 
 _INGEST_LUA = """
--- KEYS[1] stream, KEYS[2] dedupe; ARGV[1] now (ms), ARGV[2] number of events, then 7 values each
-local now = ARGV[1]
+-- KEYS[1] stream, KEYS[2] dedupe; ARGV[1] retention (ms), ARGV[2] number of events, then 7
+-- values each. Arrival times come from the server's clock, as the stream's entry ids do.
+local time = redis.call('TIME')
+local now = time[1] * 1000 + math.floor(time[2] / 1000)
 local n = tonumber(ARGV[2])
 local out = {}
 local i = 3
@@ -57,6 +59,10 @@ for j = 1, n do
     out[j] = false
   end
 end
+-- retention: drop log entries and de-duplication marks older than the window
+local cutoff = now - tonumber(ARGV[1])
+redis.call('XTRIM', KEYS[1], 'MINID', cutoff)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff)
 return out
 """
 
@@ -83,13 +89,18 @@ for i = 5, #ARGV, 2 do
   local score = tonumber(redis.call('ZINCRBY', KEYS[1], inc, ARGV[i]))
   if score <= 1e-9 * math.abs(inc) then redis.call('ZREM', KEYS[1], ARGV[i]) end
 end
+-- forget papers whose momentum decayed below a thousandth of a reader
+local floor = 1e-3 * 2 ^ ((latest - epoch) / half)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.17g', floor))
 return tostring(epoch)
 """
 
 
 _USER_LUA = """
--- KEYS[1] entries, KEYS[2] seen, KEYS[3] dismissed; ARGV: (entry ref, kind, paper, ts) each
-for i = 1, #ARGV, 4 do
+-- KEYS[1] entries, KEYS[2] seen, KEYS[3] dismissed; ARGV[1] retention cutoff (s), then
+-- (entry ref, kind, paper, ts) for each event
+for i = 1, 3 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[1]) end
+for i = 2, #ARGV, 4 do
   local ref, kind, paper, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   redis.call('ZADD', KEYS[1], ts, ref)
   if kind == 'dismiss' then
@@ -205,7 +216,7 @@ class EventStore:
         now = time.time() if now is None else now
         k = self.keys
         partition = k.partition_of(user_id)
-        args: list[Any] = [int(now * 1000), len(events)]
+        args: list[Any] = [int(self.settings.retention_s * 1000), len(events)]
         for ev in events:
             reader = "1" if ev.kind in READ_KINDS else "0"
             args += [user_id, ev.id, ev.kind, ev.paper_id, ev.ts, ev.site, reader]
@@ -220,7 +231,7 @@ class EventStore:
         """Update the user's keys, each paper's catalogue entry and trending: one script per
         hash slot, all in one pipeline (a handful of commands for a batch of hundreds)."""
         k = self.keys
-        user_args: list[Any] = []
+        user_args: list[Any] = [int(now - self.settings.retention_s)]
         per_paper: dict[str, dict[str, Any]] = {}
         new_readers: list[tuple[str, int]] = []
         for ev, (entry_id, new_reader) in accepted:

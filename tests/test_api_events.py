@@ -183,3 +183,25 @@ def test_retention_trim_drops_old_entries(client, user, app, redis_client, prefi
     assert store.trim(now=time.time() + store.settings.retention_s + 10) == 1
     assert redis_client.xlen(f"{prefix}:{{log:0}}:stream") == 0
     assert redis_client.zcard(f"{prefix}:{{log:0}}:dedupe") == 0
+
+
+def test_retention_is_enforced_on_write(redis_client, prefix):
+    from recommender.settings import Settings
+    from recommender.store import Event, EventStore
+
+    settings = Settings.from_env({}, key_prefix=prefix, retention_days=1.5 / 86400)
+    store = EventStore(redis_client, settings)
+
+    def ev(paper: str) -> Event:
+        return Event(
+            id=str(uuid.uuid4()), kind="open", paper_id=paper, ts=int(time.time()), site="arxiv.org"
+        )
+
+    store.ingest("alice", [ev("arxiv:2401.00001")])
+    time.sleep(2.6)  # the first event leaves the 1.5-second window (whole seconds)
+    assert store.ingest("alice", [ev("arxiv:2401.00002")]).accepted == 1
+    stream = redis_client.xrange(f"{prefix}:{{log:0}}:stream")
+    assert [fields["p"] for _, fields in stream] == ["arxiv:2401.00002"]
+    assert redis_client.zcard(f"{prefix}:{{log:0}}:dedupe") == 2  # the new event and reader
+    assert redis_client.zrange(f"{prefix}:{{u:alice}}:seen", 0, -1) == ["arxiv:2401.00002"]
+    assert redis_client.zcard(f"{prefix}:{{u:alice}}:entries") == 1
