@@ -13,7 +13,6 @@ from typing import Any
 
 from flask import Flask, Response, request
 from flask_cors import CORS
-from flask_smorest import Api
 
 from recommender.keys import Keys
 from recommender.redisconn import connect
@@ -22,6 +21,7 @@ from recommender.store import EventStore
 from server import api as api_package
 from server import errors, logs, metrics, ratelimit
 from server.errors import Problem
+from server.openapi import make_api
 from server.state import AppState
 
 API_DOC = """Paperfeed: trending papers, for you.
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
         settings=settings, redis=redis, keys=keys, store=EventStore(redis, settings, keys)
     )
 
-    smorest = Api(app)
+    smorest = make_api(app)
     api_package.register(smorest)
     app.extensions["paperfeed"].extras["limiter"] = ratelimit.init_app(
         app, settings, keys.ns("ratelimit")
