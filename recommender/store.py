@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.cluster import RedisCluster
+
 from recommender import trending
 from recommender.keys import Keys
 from recommender.settings import Settings
@@ -200,11 +202,19 @@ class EventStore:
         self.redis = redis
         self.settings = settings
         self.keys = keys or Keys(settings.key_prefix, settings.stream_partitions)
+        self._cluster = isinstance(redis, RedisCluster)
         self._ingest = redis.register_script(_INGEST_LUA)
         self._trending = redis.register_script(_TRENDING_LUA)
         self._user = redis.register_script(_USER_LUA)
         self._paper = redis.register_script(_PAPER_LUA)
         self._unclaim = redis.register_script(_UNCLAIM_LUA)
+
+    def _script(self, script: Any, keys: list[str], args: list[Any], pipe: Any) -> None:
+        """Queue ``script`` on ``pipe``; a Cluster pipeline refuses EVALSHA, so it gets EVAL."""
+        if self._cluster:
+            pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+        else:
+            script(keys=keys, args=args, client=pipe)
 
     # -- writing ------------------------------------------------------------------------
     def ingest(
@@ -250,15 +260,16 @@ class EventStore:
                 paper["meta"] = meta  # the batch's last version of a paper's text counts
         pipe = self.redis.pipeline(transaction=False)
         user_keys = [k.user_entries(user_id), k.user_seen(user_id), k.user_dismissed(user_id)]
-        self._user(keys=user_keys, args=user_args, client=pipe)
+        self._script(self._user, user_keys, user_args, pipe)
         for pid, paper in per_paper.items():
             digest, blob = "", ""
             if "meta" in paper:
                 blob = json.dumps(paper["meta"], sort_keys=True, ensure_ascii=False)
                 digest = hashlib.sha256(blob.encode()).hexdigest()[:32]
-            self._paper(
-                keys=[k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)],
-                args=[
+            self._script(
+                self._paper,
+                [k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)],
+                [
                     user_id,
                     paper["ts"],
                     paper["open"],
@@ -269,7 +280,7 @@ class EventStore:
                     blob,
                     METADATA_QUORUM,
                 ],
-                client=pipe,
+                pipe,
             )
         pipe.zadd(k.papers(), {pid: paper["ts"] for pid, paper in per_paper.items()}, nx=True)
         if new_readers:
@@ -286,7 +297,7 @@ class EventStore:
         ]
         for paper_id, ts in readers:
             args += [paper_id, ts]
-        self._trending(keys=[k.trending(), k.trending_epoch()], args=args, client=pipe)
+        self._script(self._trending, [k.trending(), k.trending_epoch()], args, pipe)
 
     def trim(self, now: float | None = None) -> int:
         """Drop log entries and de-duplication marks older than the retention window."""
@@ -424,10 +435,11 @@ class EventStore:
             pipe.hincrby(k.paper(pid), "readers", -1)
         for pid in {ev["paper"]["id"] for ev in events}:
             claim_keys = [k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)]
-            self._unclaim(keys=claim_keys, args=[user_id], client=pipe)
+            self._script(self._unclaim, claim_keys, [user_id], pipe)
         if readers:
             self._queue_trending(pipe, readers, sign=-1)
-        pipe.delete(*k.user_keys(user_id))
+        for key in k.user_keys(user_id):  # one by one: a Cluster pipeline deletes one key a call
+            pipe.delete(key)
         pipe.zrem(k.users(), user_id)
         pipe.execute()
         return len(events)

@@ -36,3 +36,10 @@ if [ -f extension/package.json ]; then
   (cd extension && npm test)
 fi
 .venv/bin/python -m pytest "$@"
+
+# The integration tests again, against a 3-node Redis Cluster on loopback ports (the job queue,
+# which RQ keeps on a single Redis, stays on 127.0.0.1:6379).
+cluster_url=$(scripts/redis-cluster.sh start 7100)
+trap 'scripts/redis-cluster.sh stop 7100' EXIT
+PAPERFEED_TEST_REDIS_URL="$cluster_url" PAPERFEED_TEST_QUEUE_REDIS_URL=redis://127.0.0.1:6379/0 \
+  .venv/bin/python -m pytest -m integration -p no:cacheprovider "$@"

@@ -11,6 +11,8 @@ import pytest
 
 from tests.helpers import event, keys_under, post
 
+pytestmark = pytest.mark.integration
+
 
 def test_register_returns_id_and_token_stored_only_as_hash(client, redis_client, settings):
     response = client.post("/v1/users")

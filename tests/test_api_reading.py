@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.helpers import event, keys_under, mentions, post
+
+pytestmark = pytest.mark.integration
 
 
 def register(client) -> dict:

@@ -7,14 +7,17 @@ import pytest
 
 from recommender.settings import Settings, SettingsError
 from server.app import create_app
+from tests.conftest import TEST_REDIS_URL
 from tests.helpers import event, keys_under, post
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def limited_client(prefix, redis_client):
     settings = Settings.from_env(
         {},
-        redis_url="redis://127.0.0.1:6379/0",
+        redis_url=TEST_REDIS_URL,
         key_prefix=prefix,
         rate_limit_enabled=True,
         rate_limit_register="2 per minute",
