@@ -89,13 +89,19 @@ class Keys:
         """Hash: user id -> digest of the metadata that reader sent (one vote each)."""
         return f"{self.prefix}:{{p:{paper_id}}}:claimants"
 
-    def trending(self) -> str:
-        """Sorted set: paper id -> decayed reader count, in units of the trending epoch."""
-        return f"{self.prefix}:{{trending}}:scores"
+    def trending(self, window: str = "main") -> str:
+        """Sorted set: paper id -> decayed reader count, in units of the window's epoch.
 
-    def trending_epoch(self) -> str:
-        """String: the Unix time the trending scores are expressed relative to."""
-        return f"{self.prefix}:{{trending}}:epoch"
+        ``main`` decays with ``PAPERFEED_TRENDING_HALF_LIFE_H``; ``day`` and ``week`` are the
+        public page's "today" and "this week" views.
+        """
+        suffix = "" if window == "main" else f":{window}"
+        return f"{self.prefix}:{{trending}}:scores{suffix}"
+
+    def trending_epoch(self, window: str = "main") -> str:
+        """String: the Unix time a window's trending scores are expressed relative to."""
+        suffix = "" if window == "main" else f":{window}"
+        return f"{self.prefix}:{{trending}}:epoch{suffix}"
 
     # -- models and jobs (recommender) ----------------------------------------------------
     def ns(self, *parts: str) -> str:

@@ -63,6 +63,14 @@ class Settings:
     trending_half_life_h: float = _env_field(
         "PAPERFEED_TRENDING_HALF_LIFE_H", 48.0, "Half-life of the global trending score, hours."
     )
+    trending_day_half_life_h: float = _env_field(
+        "PAPERFEED_TRENDING_DAY_HALF_LIFE_H", 12.0, 'Half-life of the "today" trending view, hours.'
+    )
+    trending_week_half_life_h: float = _env_field(
+        "PAPERFEED_TRENDING_WEEK_HALF_LIFE_H",
+        168.0,
+        'Half-life of the "this week" trending view, hours.',
+    )
     max_body_bytes: int = _env_field(
         "PAPERFEED_MAX_BODY_BYTES", 1_048_576, "Largest request body accepted (413 above)."
     )
@@ -145,6 +153,10 @@ class Settings:
             (self.retention_days > 0, "PAPERFEED_RETENTION_DAYS must be > 0"),
             (self.max_clock_skew_s >= 0, "PAPERFEED_MAX_CLOCK_SKEW_S must be >= 0"),
             (self.trending_half_life_h > 0, "PAPERFEED_TRENDING_HALF_LIFE_H must be > 0"),
+            (
+                0 < self.trending_day_half_life_h < self.trending_week_half_life_h,
+                "trending half-lives must satisfy 0 < DAY < WEEK",
+            ),
             (self.max_body_bytes >= 1024, "PAPERFEED_MAX_BODY_BYTES must be >= 1024"),
             (1 <= self.max_batch <= 10_000, "PAPERFEED_MAX_BATCH must be in 1..10000"),
             (self.redis_timeout_s > 0, "PAPERFEED_REDIS_TIMEOUT_S must be > 0"),
@@ -167,6 +179,15 @@ class Settings:
     @property
     def trending_half_life_s(self) -> float:
         return self.trending_half_life_h * 3600.0
+
+    @property
+    def trending_windows(self) -> dict[str, float]:
+        """Trending view -> half-life in seconds."""
+        return {
+            "main": self.trending_half_life_h * 3600.0,
+            "day": self.trending_day_half_life_h * 3600.0,
+            "week": self.trending_week_half_life_h * 3600.0,
+        }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -37,6 +37,8 @@ CATALOGUE_TEXT_FIELDS = ("title", "url", "abstract", "authors")
 # A paper's public text is set by its first reader; later readers who send different text
 # replace it only when this many distinct readers agree on the new version.
 METADATA_QUORUM = 3
+# A paper is "rising" when today's reading rate exceeds the week's average rate this much.
+RISING_RATIO = 1.5
 
 _INGEST_LUA = """
 -- KEYS[1] stream, KEYS[2] dedupe; ARGV[1] retention (ms), ARGV[2] number of events, then 7
@@ -288,16 +290,15 @@ class EventStore:
         pipe.execute()
 
     def _queue_trending(self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int) -> None:
+        """Add (or, with ``sign=-1``, take back) readers in every trending window."""
         k = self.keys
-        args: list[Any] = [
-            self.settings.trending_half_life_s,
-            trending.DEFAULT_EPOCH,
-            trending.REBASE_EXPONENT,
-            sign,
-        ]
+        pairs: list[Any] = []
         for paper_id, ts in readers:
-            args += [paper_id, ts]
-        self._script(self._trending, [k.trending(), k.trending_epoch()], args, pipe)
+            pairs += [paper_id, ts]
+        for window, half_life in self.settings.trending_windows.items():
+            args = [half_life, trending.DEFAULT_EPOCH, trending.REBASE_EXPONENT, sign, *pairs]
+            keys = [k.trending(window), k.trending_epoch(window)]
+            self._script(self._trending, keys, args, pipe)
 
     def trim(self, now: float | None = None) -> int:
         """Drop log entries and de-duplication marks older than the retention window."""
@@ -323,38 +324,72 @@ class EventStore:
     def paper(self, paper_id: str) -> dict[str, Any] | None:
         return self.papers([paper_id])[0]
 
-    def trending(self, offset: int, limit: int, now: float | None = None) -> tuple[list, int]:
-        """Global trending, most momentum first: ``([(paper, score), ...], total)``."""
+    def trending(
+        self, offset: int, limit: int, now: float | None = None, window: str = "main"
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Global trending in ``window``, most momentum first, and how many papers it holds.
+
+        Each item: ``{"paper": catalogue entry, "score": decayed readers now, "rising": bool}``.
+        A paper is rising when readers arrive faster now (its "today" intensity) than on
+        average over the week, by ``RISING_RATIO``.
+        """
         now = time.time() if now is None else now
         k = self.keys
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zrevrange(k.trending(), offset, offset + limit - 1, withscores=True)
-        pipe.zcard(k.trending())
-        pipe.get(k.trending_epoch())
-        rows, total, epoch = pipe.execute()
-        epoch = float(epoch) if epoch else trending.DEFAULT_EPOCH
-        scores = trending.to_now(
-            [s for _, s in rows], now, epoch, self.settings.trending_half_life_s
-        )
-        papers = self.papers([pid for pid, _ in rows])
+        pipe.zrevrange(k.trending(window), offset, offset + limit - 1, withscores=True)
+        pipe.zcard(k.trending(window))
+        rows, total = pipe.execute()
+        ids = [pid for pid, _ in rows]
+        scores = self._decayed(window, [s for _, s in rows], now)
+        rising = self.rising(ids, now)
+        papers = self.papers(ids)
         items = [
-            (paper or {"id": pid}, float(score))
-            for (pid, _), paper, score in zip(rows, papers, scores, strict=True)
+            {"paper": paper or {"id": pid}, "score": float(score), "rising": up}
+            for pid, paper, score, up in zip(ids, papers, scores, rising, strict=True)
         ]
         return items, int(total)
 
-    def trending_scores(self, limit: int, now: float | None = None) -> dict[str, float]:
+    def _epochs(self) -> dict[str, float]:
+        windows = list(self.settings.trending_windows)
+        values = self.redis.mget([self.keys.trending_epoch(w) for w in windows])  # one slot
+        return {
+            w: float(v) if v else trending.DEFAULT_EPOCH
+            for w, v in zip(windows, values, strict=True)
+        }
+
+    def _decayed(self, window: str, raw: Sequence[float], now: float) -> list[float]:
+        epoch = self._epochs()[window]
+        half_life = self.settings.trending_windows[window]
+        return [float(x) for x in trending.to_now(raw, now, epoch, half_life)]
+
+    def rising(self, paper_ids: Sequence[str], now: float | None = None) -> list[bool]:
+        """Whether each paper's readers arrive faster today than on average this week."""
+        if not paper_ids:
+            return []
+        now = time.time() if now is None else now
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zmscore(k.trending("day"), list(paper_ids))
+        pipe.zmscore(k.trending("week"), list(paper_ids))
+        day_raw, week_raw = pipe.execute()
+        day = self._decayed("day", [x or 0.0 for x in day_raw], now)
+        week = self._decayed("week", [x or 0.0 for x in week_raw], now)
+        windows = self.settings.trending_windows
+        out = []
+        for d, w in zip(day, week, strict=True):
+            day_rate = d / windows["day"]  # readers per second now (up to the factor ln 2)
+            week_rate = w / windows["week"]
+            out.append(d >= 1.0 and day_rate > RISING_RATIO * week_rate)
+        return out
+
+    def trending_scores(
+        self, limit: int, now: float | None = None, window: str = "main"
+    ) -> dict[str, float]:
         """Top ``limit`` papers by decayed readers (no catalogue look-up): id -> score."""
         now = time.time() if now is None else now
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zrevrange(self.keys.trending(), 0, limit - 1, withscores=True)
-        pipe.get(self.keys.trending_epoch())
-        rows, epoch = pipe.execute()
-        epoch = float(epoch) if epoch else trending.DEFAULT_EPOCH
-        decayed = trending.to_now(
-            [s for _, s in rows], now, epoch, self.settings.trending_half_life_s
-        )
-        return {pid: float(s) for (pid, _), s in zip(rows, decayed, strict=True)}
+        rows = self.redis.zrevrange(self.keys.trending(window), 0, limit - 1, withscores=True)
+        decayed = self._decayed(window, [s for _, s in rows], now)
+        return {pid: s for (pid, _), s in zip(rows, decayed, strict=True)}
 
     def user_events(self, user_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The user's events from the log, newest first (all of them when ``limit`` is None)."""

@@ -152,11 +152,22 @@ class TrendingItemOut(Schema):
     paper = fields.Nested(PaperOut, required=True)
     score = fields.Float(required=True, metadata={"description": "Decayed readers now."})
     readers = fields.Float(required=True, metadata={"description": "Same as score."})
+    rising = fields.Boolean(
+        required=True, metadata={"description": "Readers arrive faster today than this week."}
+    )
 
 
 class PageArgs(StrictSchema):
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, 10_000))
+
+
+class TrendingArgs(PageArgs):
+    window = fields.String(
+        load_default="main",
+        validate=validate.OneOf(("main", "day", "week")),
+        metadata={"description": "main: the API's half-life; day: today; week: this week."},
+    )
 
 
 class TrendingOut(Schema):
@@ -165,6 +176,7 @@ class TrendingOut(Schema):
     offset = fields.Integer(required=True)
     total = fields.Integer(required=True)
     half_life_hours = fields.Float(required=True)
+    window = fields.String(required=True)
 
 
 class HistoryPaperOut(Schema):

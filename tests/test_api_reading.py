@@ -145,3 +145,20 @@ def test_delete_leaves_nothing_of_the_user(client, user, redis_client, prefix):
     # the token is dead
     assert client.get("/v1/me/history", headers=user["auth"]).status_code == 401
     assert len(client.get("/v1/me/history", headers=bystander["auth"]).get_json()["events"]) == 1
+
+
+def test_today_and_this_week_views_and_rising(client):
+    now = time.time()
+    for _ in range(6):
+        post(client, register(client), event("arxiv:2401.00001", ts=now - 5 * 86400))
+    for _ in range(3):
+        post(client, register(client), event("arxiv:2401.00002", ts=now - 60))
+    day = client.get("/v1/trending?window=day").get_json()
+    week = client.get("/v1/trending?window=week").get_json()
+    assert [i["paper"]["id"] for i in day["items"]] == ["arxiv:2401.00002", "arxiv:2401.00001"]
+    assert [i["paper"]["id"] for i in week["items"]] == ["arxiv:2401.00001", "arxiv:2401.00002"]
+    assert day["half_life_hours"] == 12 and week["half_life_hours"] == 168
+    rising = {i["paper"]["id"]: i["rising"] for i in day["items"]}
+    assert rising == {"arxiv:2401.00002": True, "arxiv:2401.00001": False}
+    assert abs(week["items"][0]["score"] - 6 * 2 ** (-120 / 168)) < 0.01
+    assert client.get("/v1/trending?window=month").status_code == 422

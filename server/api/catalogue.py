@@ -7,27 +7,29 @@ from marshmallow import RAISE
 
 from recommender.paperid import canonical_paper_id
 from server.errors import Problem
-from server.schemas import PageArgs, PaperOut, ProblemOut, TrendingOut
+from server.schemas import PaperOut, ProblemOut, TrendingArgs, TrendingOut
 from server.state import state
 
 blp = Blueprint("catalogue", __name__, url_prefix="/v1", description="Trending and papers")
 
 
 @blp.route("/trending", methods=["GET"])
-@blp.arguments(PageArgs, location="query", unknown=RAISE)
+@blp.arguments(TrendingArgs, location="query", unknown=RAISE)
 @blp.response(200, TrendingOut)
 @blp.alt_response(422, schema=ProblemOut, description="Bad paging parameters")
 @blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def get_trending(args: dict) -> dict:
     """Global trending papers by decayed distinct readers, most momentum first."""
     st = state()
-    items, total = st.store.trending(args["offset"], args["limit"])
+    window = args["window"]
+    items, total = st.store.trending(args["offset"], args["limit"], window=window)
     return {
-        "items": [{"paper": p, "score": s, "readers": s} for p, s in items],
+        "items": [{**item, "readers": item["score"]} for item in items],
         "limit": args["limit"],
         "offset": args["offset"],
         "total": total,
-        "half_life_hours": st.settings.trending_half_life_h,
+        "window": window,
+        "half_life_hours": st.settings.trending_windows[window] / 3600,
     }
 
 
