@@ -8,6 +8,7 @@ normalised by :mod:`recommender.paperid`.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -30,6 +31,10 @@ HOST = validate.Regexp(
     r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
     error="must be a lower-case host name such as arxiv.org",
 )
+
+
+# Hot papers arrive over and over: canonicalise each distinct string once per process.
+_canonical = functools.lru_cache(maxsize=65_536)(canonical_paper_id)
 
 
 def _settings() -> Any:
@@ -60,7 +65,7 @@ class PaperIn(StrictSchema):
         canonical = {}
         for name in ("id", "url"):
             if name in data:
-                canonical[name] = canonical_paper_id(data[name])
+                canonical[name] = _canonical(data[name])
                 if canonical[name] is None:
                     raise ValidationError(f"not a recognised paper {name}", name)
         if len(set(canonical.values())) > 1:
@@ -68,7 +73,7 @@ class PaperIn(StrictSchema):
 
     @post_load
     def _canonical(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        data["canonical_id"] = canonical_paper_id(data.get("id") or data["url"])
+        data["canonical_id"] = _canonical(data.get("id") or data["url"])  # cached
         return data
 
 
