@@ -21,8 +21,9 @@ SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "dat
 
 def delete_prefix(client: Any, prefix: str) -> None:
     """Delete every key under ``prefix`` (on every node of a cluster)."""
-    pattern = f"{prefix}:*"
-    keys = list(client.scan_iter(match=pattern, count=1000))
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    # RQ names its own keys (rq:queue:<name>, rq:job:<id>, ...); ours carry the prefix
+    keys += list(client.scan_iter(match=f"rq:*{prefix}*", count=1000))
     for key in keys:  # one by one: cluster keys live in different slots
         client.delete(key)
 
