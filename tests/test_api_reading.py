@@ -162,3 +162,22 @@ def test_today_and_this_week_views_and_rising(client):
     assert rising == {"arxiv:2401.00002": True, "arxiv:2401.00001": False}
     assert abs(week["items"][0]["score"] - 6 * 2 ** (-120 / 168)) < 0.01
     assert client.get("/v1/trending?window=month").status_code == 422
+
+
+HOSTILE_TITLES = [
+    "<script>window.pwned = 1</script>Attention",
+    '"><img src=x onerror="window.pwned=2">',
+    "\u202eevil right-to-left override\u202c and \u05e9\u05dc\u05d5\u05dd",
+    "W" * 1000,
+]
+
+
+@pytest.mark.parametrize("title", HOSTILE_TITLES)
+def test_hostile_titles_are_stored_verbatim_and_served_as_json(client, user, title):
+    post(client, user, event("arxiv:2401.06666", title=title))
+    response = client.get("/v1/papers/arxiv:2401.06666")
+    assert response.mimetype == "application/json"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.get_json()["title"] == " ".join(title.split())
+    trending = client.get("/v1/trending").get_json()
+    assert trending["items"][0]["paper"]["title"] == " ".join(title.split())
