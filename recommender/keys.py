@@ -160,6 +160,12 @@ class Keys:
         """The RQ queue name of training jobs (RQ keeps its own key names)."""
         return f"{self.prefix}-train"
 
+    # -- the daily email ------------------------------------------------------------------
+    def subscribers(self) -> str:
+        """Sorted set: user id -> time the address was confirmed (confirmed subscribers only;
+        the address itself lives only in the user's ``user_extra(user_id, "email")`` hash)."""
+        return f"{self.prefix}:email:subscribers"
+
 
 # Per-user keys added by later features; each is deleted by ``DELETE /v1/me``.
 USER_EXTRA_KEYS: tuple[str, ...] = ("foldin", "lastrecs", "email", "sent")

@@ -146,6 +146,48 @@ class Settings:
         600.0,
         "How often vectors of papers first seen after training are recomputed.",
     )
+    smtp_host: str | None = _env_field(
+        "PAPERFEED_SMTP_HOST", None, "SMTP server of the daily email (unset: email off)."
+    )
+    smtp_port: int = _env_field("PAPERFEED_SMTP_PORT", 587, "Port of the SMTP server.")
+    smtp_security: str = _env_field(
+        "PAPERFEED_SMTP_SECURITY",
+        "starttls",
+        "`starttls`, `tls` (implicit TLS, port 465) or `none` (a local relay only).",
+    )
+    smtp_user: str | None = _env_field(
+        "PAPERFEED_SMTP_USER", None, "SMTP login (unset: no authentication)."
+    )
+    smtp_password: str | None = _env_field(
+        "PAPERFEED_SMTP_PASSWORD", None, "SMTP password (with `PAPERFEED_SMTP_USER`)."
+    )
+    smtp_timeout_s: float = _env_field(
+        "PAPERFEED_SMTP_TIMEOUT_S", 30.0, "Socket timeout of the SMTP connection, seconds."
+    )
+    email_sender: str = _env_field(
+        "PAPERFEED_EMAIL_FROM",
+        "Paperfeed <paperfeed@localhost>",
+        "From address of every email Paperfeed sends.",
+    )
+    public_url: str = _env_field(
+        "PAPERFEED_PUBLIC_URL",
+        "http://127.0.0.1:8000",
+        "Public address of this server, for links in emails (confirm, unsubscribe).",
+    )
+    digest_size: int = _env_field("PAPERFEED_DIGEST_SIZE", 10, "Papers in one daily email (1..50).")
+    digest_resend_days: float = _env_field(
+        "PAPERFEED_DIGEST_RESEND_DAYS",
+        14.0,
+        "A paper emailed to a subscriber is left out of their emails for this many days.",
+    )
+    email_confirm_ttl_h: float = _env_field(
+        "PAPERFEED_EMAIL_CONFIRM_TTL_H", 48.0, "Lifetime of an email confirmation link, hours."
+    )
+    secret_key: str | None = _env_field(
+        "PAPERFEED_SECRET_KEY",
+        None,
+        "Signs email confirmation and unsubscribe links (32+ characters; required for email).",
+    )
 
     def __post_init__(self) -> None:
         checks = [

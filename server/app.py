@@ -19,7 +19,7 @@ from recommender.redisconn import connect
 from recommender.settings import Settings, SettingsError
 from recommender.store import EventStore
 from server import api as api_package
-from server import errors, logs, metrics, ratelimit
+from server import errors, logs, metrics, ratelimit, web
 from server.errors import Problem
 from server.openapi import make_api
 from server.state import AppState
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
     errors.init_app(app)  # after flask-smorest, so its HTTP error handler is replaced
     logs.init_app(app)
     metrics.init_app(app)
+    web.init_app(app)
     CORS(
         app,
         resources={r"/v1/*": {"origins": [re.compile(o) for o in settings.cors_origins]}},
@@ -88,8 +89,12 @@ def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
     @app.before_request
     def _json_bodies_only() -> None:
         has_body = request.method in ("POST", "PUT", "PATCH") and request.content_length
-        if has_body and not _JSON_MIME.match(request.mimetype or ""):
-            raise Problem(415, "send the body as application/json")
+        if not has_body or _JSON_MIME.match(request.mimetype or ""):
+            return
+        # RFC 8058 one-click unsubscribe posts a form, as mail clients send it
+        if request.endpoint in web.FORM_ENDPOINTS and request.mimetype in web.FORM_MIMES:
+            return
+        raise Problem(415, "send the body as application/json")
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -26,6 +26,13 @@ LIMITS: dict[str, tuple[str, str]] = {
     "me.erase": ("rate_limit_reads", "token"),
     "catalogue.get_trending": ("rate_limit_reads", "token"),
     "catalogue.get_paper": ("rate_limit_reads", "token"),
+    # subscribing sends an email to the address given: the registration limit applies
+    "email.subscribe": ("rate_limit_register", "token"),
+    "email.get_subscription": ("rate_limit_reads", "token"),
+    "email.unsubscribe_me": ("rate_limit_reads", "token"),
+    "email.confirm": ("rate_limit_register", "address"),
+    "email.unsubscribe_page": ("rate_limit_register", "address"),
+    "email.one_click_unsubscribe": ("rate_limit_register", "address"),
 }
 SETTINGS = (
     "rate_limit_register",

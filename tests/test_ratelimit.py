@@ -67,3 +67,10 @@ def test_bad_limit_setting_fails_at_start(prefix, redis_client):
     )
     with pytest.raises(SettingsError, match="RATE_LIMIT_EVENTS"):
         create_app(settings, redis=redis_client)
+
+
+def test_every_limited_endpoint_exists(app):
+    from server.ratelimit import LIMITS
+
+    missing = set(LIMITS) - set(app.view_functions)
+    assert not missing, f"LIMITS names endpoints the app lacks: {sorted(missing)}"

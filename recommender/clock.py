@@ -1,0 +1,111 @@
+"""The clock process: enqueue the nightly training, and catch up a run missed while down.
+
+Every ``tick`` the clock takes the latest scheduled time (``nightly_cron``, read in UTC) at or
+before now, the *slot*. If no training succeeded since the slot (``Keys.train_last_success()``,
+written by every successful run, nightly or manual), it triggers one with the deterministic job
+id ``<prefix>-nightly-<slot>``. So:
+
+- starting the clock after a missed 03:00 enqueues at once (catch-up);
+- a restarted clock, or two clocks on two hosts, never enqueue the same slot twice (the job id
+  exists, and :func:`recommender.jobs.trigger` claims the current job with ``SET NX``);
+- a nightly job that failed is not retried in a loop: its id exists until the next slot;
+- a manual retrain after the slot counts as the night's run.
+
+Why not ``rq.cron``: its ``CronScheduler`` reads cron expressions in the host's local time,
+gives each enqueued job a random id (no de-duplication across restarts or hosts) and keeps its
+schedule in memory only (no catch-up of a run missed while down). This loop is small and uses the
+same ``croniter`` that ``rq.cron`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import redis as redis_lib
+from croniter import croniter
+
+from recommender import jobs
+from recommender.keys import Keys
+from recommender.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+MAX_SLEEP_S = 60.0
+
+
+def check_cron(cron: str) -> None:
+    """Fail at start-up on a schedule croniter cannot read (SettingsError)."""
+    if not croniter.is_valid(cron):
+        raise SettingsError(f"PAPERFEED_NIGHTLY_CRON={cron!r} is not a cron expression")
+
+
+def slot(cron: str, now: float) -> float:
+    """The latest scheduled time at or before ``now`` (Unix seconds, cron in UTC)."""
+    moment = datetime.fromtimestamp(now, UTC)
+    if croniter.match(cron, moment) and moment.second == 0 and moment.microsecond == 0:
+        return now
+    return croniter(cron, moment).get_prev(float)
+
+
+def next_slot(cron: str, now: float) -> float:
+    """The first scheduled time after ``now``."""
+    return croniter(cron, datetime.fromtimestamp(now, UTC)).get_next(float)
+
+
+def nightly_job_id(settings: Settings, slot_time: float) -> str:
+    stamp = datetime.fromtimestamp(slot_time, UTC).strftime("%Y%m%dT%H%MZ")
+    return f"{settings.key_prefix}-nightly-{stamp}"
+
+
+def last_success(redis: redis_lib.Redis, keys: Keys) -> float | None:
+    value = redis.get(keys.train_last_success())
+    return None if value is None else float(value)
+
+
+def tick(
+    conn: redis_lib.Redis, settings: Settings, now: float, redis: redis_lib.Redis | None = None
+) -> str | None:
+    """Trigger the training of the current slot if it is due; the job id, or None if not due.
+
+    ``conn`` is the queue's (undecoded) client, ``redis`` the data's (default: ``conn``).
+    """
+    keys = Keys(settings.key_prefix, settings.stream_partitions)
+    data = conn if redis is None else redis
+    due = slot(settings.nightly_cron, now)
+    done = last_success(data, keys)
+    if done is not None and done >= due:
+        return None
+    job_id, created = jobs.trigger(conn, settings, job_id=nightly_job_id(settings, due), redis=data)
+    if created:
+        log.info("nightly training for %s enqueued as %s", _iso(due), job_id)
+    return job_id
+
+
+def run(
+    conn: redis_lib.Redis,
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    stop: threading.Event | None = None,
+    redis: redis_lib.Redis | None = None,
+) -> None:
+    """Tick until ``stop`` is set: at start (catch-up), then at each slot (and every minute)."""
+    check_cron(settings.nightly_cron)
+    stop = stop or threading.Event()
+    log.info("clock started: training on %r (UTC)", settings.nightly_cron)
+    while not stop.is_set():
+        now = clock()
+        try:
+            tick(conn, settings, now, redis=redis)
+        except redis_lib.exceptions.RedisError as exc:
+            log.warning("clock tick failed: %s", exc)
+        wait = min(max(next_slot(settings.nightly_cron, now) - clock(), 0.5), MAX_SLEEP_S)
+        stop.wait(wait)
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat()

@@ -1,0 +1,333 @@
+"""Versioned models in Redis, published atomically, with rollback; and the binary array codec.
+
+A model version is one Redis hash, ``Keys.model(version)``: a ``meta`` field (JSON: parameters,
+metrics, trained_at, duration) and its numpy arrays (``user_ids``, ``item_ids``,
+``user_factors``, ``item_factors``) in ``.npy`` format, cut into chunks small enough for one
+Redis reply each. A version is written in full first; only then does one ``SET`` of
+``Keys.model_active()`` make it the one serving reads, so a reader sees the old model or the new
+one and never half of either. The newest ``keep`` versions (and always the active one) are kept,
+and any kept version can be activated again (rollback).
+
+The array codec (:func:`write_arrays`, :func:`read_arrays`) is shared with
+:mod:`recommender.compaction`; it never unpickles (object arrays are refused).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import redis as redis_lib
+from numpy.typing import NDArray
+
+from recommender.keys import Keys
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 32 * 1024 * 1024
+_LAYOUT = "_layout"
+_META = "meta"
+MODEL_ARRAYS = ("user_ids", "item_ids", "user_factors", "item_factors")
+
+
+class ModelNotFound(LookupError):
+    """No stored model has the requested version."""
+
+
+# -- binary arrays in Redis hashes --------------------------------------------------------------
+
+
+_BINARY: weakref.WeakKeyDictionary[Any, redis_lib.Redis] = weakref.WeakKeyDictionary()
+
+
+def binary(redis: redis_lib.Redis) -> redis_lib.Redis:
+    """The same server as ``redis``, replying raw bytes (binary fields must not be decoded).
+
+    One such client per connection pool, kept as long as the pool lives.
+    """
+    if not redis.get_encoder().decode_responses:
+        return redis
+    source = redis.connection_pool
+    found = _BINARY.get(source)
+    if found is None:
+        kwargs = dict(source.connection_kwargs)
+        kwargs["decode_responses"] = False
+        pool = source.__class__(connection_class=source.connection_class, **kwargs)
+        found = _BINARY[source] = redis_lib.Redis(connection_pool=pool)
+    return found
+
+
+def _encode(array: NDArray[Any]) -> bytes:
+    if array.dtype.hasobject:
+        raise ValueError("object arrays cannot be stored (no pickles)")
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _decode(data: bytes | bytearray) -> NDArray[Any]:
+    buffer = io.BytesIO(data)
+    major, _minor = np.lib.format.read_magic(buffer)
+    if major == 1:
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(buffer)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(buffer)
+    if dtype.hasobject or fortran:
+        raise ValueError("stored array has an unsupported layout")
+    count = int(np.prod(shape)) if shape else 1
+    # frombuffer shares the buffer's memory (writable: implicit's kernels refuse read-only input)
+    return np.frombuffer(data, dtype=dtype, count=count, offset=buffer.tell()).reshape(shape)
+
+
+def write_arrays(
+    redis: redis_lib.Redis,
+    key: str,
+    arrays: Mapping[str, NDArray[Any]],
+    extra: Mapping[str, str] | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> None:
+    """Store ``arrays`` (and plain string fields ``extra``) in the hash ``key``.
+
+    Each array is written as ``.npy`` bytes cut into ``chunk_bytes`` pieces, fields
+    ``"<name>.<i>"``; the ``_layout`` field records the number of chunks of each.
+    """
+    layout: dict[str, int] = {}
+    for name, array in arrays.items():
+        data = memoryview(_encode(np.asarray(array)))
+        chunks = max(1, -(-len(data) // chunk_bytes))
+        layout[name] = chunks
+        pipe = redis.pipeline(transaction=False)
+        for i in range(chunks):
+            pipe.hset(key, f"{name}.{i}", bytes(data[i * chunk_bytes : (i + 1) * chunk_bytes]))
+        pipe.execute()
+    fields = dict(extra or {})
+    fields[_LAYOUT] = json.dumps(layout)
+    redis.hset(key, mapping=fields)
+
+
+def read_arrays(
+    redis: redis_lib.Redis, key: str, names: tuple[str, ...] | None = None
+) -> dict[str, NDArray[Any]]:
+    """The arrays stored by :func:`write_arrays` under ``key`` (``names``: only those).
+
+    Raises ``KeyError`` when the hash or one of the arrays is missing.
+    """
+    raw = binary(redis)
+    layout_raw = raw.hget(key, _LAYOUT)
+    if layout_raw is None:
+        raise KeyError(key)
+    layout: dict[str, int] = json.loads(layout_raw)
+    wanted = layout if names is None else {n: layout[n] for n in names}
+    out: dict[str, NDArray[Any]] = {}
+    for name, chunks in wanted.items():
+        parts = raw.hmget(key, [f"{name}.{i}" for i in range(chunks)])
+        if any(p is None for p in parts):
+            raise KeyError(f"{key} {name}")
+        out[name] = _decode(bytearray().join(parts))  # one copy, into writable memory
+    return out
+
+
+# -- model versions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A trained model as stored: ids and factors, plus its metadata.
+
+    user_ids : bytes array (n_users,), sorted; row ``i`` of ``user_factors`` belongs to it
+    item_ids : bytes array (n_items,), sorted
+    user_factors : float32 array (n_users, factors)
+    item_factors : float32 array (n_items, factors)
+    meta : JSON-able dict: ``params``, ``metrics``, ``trained_at``, ``duration_s``, ...
+    """
+
+    user_ids: NDArray[np.bytes_]
+    item_ids: NDArray[np.bytes_]
+    user_factors: NDArray[np.float32]
+    item_factors: NDArray[np.float32]
+    meta: dict[str, Any] = field(default_factory=dict)
+    version: str | None = None
+
+    @classmethod
+    def from_ids(
+        cls,
+        user_ids: Any,
+        item_ids: Any,
+        user_factors: NDArray[Any],
+        item_factors: NDArray[Any],
+        meta: dict[str, Any] | None = None,
+    ) -> StoredModel:
+        """Build from ids in any order (str or bytes); rows are sorted by id for lookups."""
+        users = _as_bytes(user_ids)
+        items = _as_bytes(item_ids)
+        if len(users) != len(user_factors) or len(items) != len(item_factors):
+            raise ValueError("ids and factor rows differ in number")
+        u_order = np.argsort(users, kind="stable")
+        i_order = np.argsort(items, kind="stable")
+        return cls(
+            user_ids=users[u_order],
+            item_ids=items[i_order],
+            user_factors=np.ascontiguousarray(np.asarray(user_factors, np.float32)[u_order]),
+            item_factors=np.ascontiguousarray(np.asarray(item_factors, np.float32)[i_order]),
+            meta=dict(meta or {}),
+        )
+
+    def user_row(self, user_id: str) -> int | None:
+        """Row of ``user_id`` in ``user_factors``, or None (binary search, no Python dict)."""
+        return _row(self.user_ids, user_id)
+
+    def item_rows(self, item_ids: Any) -> NDArray[np.int64]:
+        """Rows of ``item_ids`` in ``item_factors``; -1 where unknown."""
+        return rows_of(self.item_ids, _as_bytes(item_ids))
+
+
+def _as_bytes(ids: Any) -> NDArray[np.bytes_]:
+    array = np.asarray(ids)
+    if array.dtype.kind == "S":
+        return array
+    if len(array) == 0:
+        return np.array([], dtype="S1")
+    return np.char.encode(array.astype(str), "utf-8")
+
+
+def _row(sorted_ids: NDArray[np.bytes_], one: str) -> int | None:
+    needle = one.encode()
+    i = int(np.searchsorted(sorted_ids, needle))
+    if i < len(sorted_ids) and sorted_ids[i] == needle:
+        return i
+    return None
+
+
+def rows_of(sorted_ids: NDArray[np.bytes_], wanted: NDArray[np.bytes_]) -> NDArray[np.int64]:
+    """Index of each of ``wanted`` in the sorted ``sorted_ids``; -1 where absent."""
+    if len(sorted_ids) == 0 or len(wanted) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    i = np.searchsorted(sorted_ids, wanted)
+    clipped = np.minimum(i, len(sorted_ids) - 1)
+    return np.where(sorted_ids[clipped] == wanted, clipped, -1).astype(np.int64)
+
+
+def new_version(now: float) -> str:
+    """A version name that sorts by time: ``20261128T030000Z-1a2b3c``."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def store(
+    redis: redis_lib.Redis,
+    keys: Keys,
+    model: StoredModel,
+    *,
+    activate: bool,
+    keep: int,
+    now: float | None = None,
+) -> str:
+    """Write ``model`` as a new version; if ``activate``, flip the active pointer to it.
+
+    All parts are written before the pointer moves. Then versions beyond the newest ``keep``
+    (never the active one) are deleted. Returns the new version.
+    """
+    now = time.time() if now is None else now
+    version = new_version(now)
+    meta = {**model.meta, "version": version, "stored_at": now}
+    arrays = {name: getattr(model, name) for name in MODEL_ARRAYS}
+    write_arrays(redis, keys.model(version), arrays, extra={_META: json.dumps(meta)})
+    redis.zadd(keys.model_versions(), {version: now})
+    if activate:
+        redis.set(keys.model_active(), version)
+        log.info("model %s stored and activated", version)
+    else:
+        log.info("model %s stored, not activated", version)
+    prune(redis, keys, keep)
+    return version
+
+
+def activate(redis: redis_lib.Redis, keys: Keys, version: str) -> None:
+    """Make ``version`` the active model (rollback or roll forward); ModelNotFound if absent."""
+    with redis.pipeline() as pipe:
+        # WATCH: a concurrent prune deleting this version makes the transaction fail, not half-work
+        pipe.watch(keys.model(version))
+        if not pipe.hexists(keys.model(version), _META):
+            pipe.reset()
+            raise ModelNotFound(version)
+        pipe.multi()
+        pipe.set(keys.model_active(), version)
+        pipe.execute()
+    log.info("model %s activated", version)
+
+
+def active_version(redis: redis_lib.Redis, keys: Keys) -> str | None:
+    """The active version, or None before the first model."""
+    value = redis.get(keys.model_active())
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def meta(redis: redis_lib.Redis, keys: Keys, version: str) -> dict[str, Any]:
+    """The metadata of ``version`` (ModelNotFound if absent)."""
+    raw = redis.hget(keys.model(version), _META)
+    if raw is None:
+        raise ModelNotFound(version)
+    return json.loads(raw)
+
+
+def load(redis: redis_lib.Redis, keys: Keys, version: str) -> StoredModel:
+    """Read ``version`` in full (ModelNotFound if absent or deleted while reading)."""
+    try:
+        arrays = read_arrays(redis, keys.model(version), MODEL_ARRAYS)
+        info = meta(redis, keys, version)
+    except KeyError:
+        raise ModelNotFound(version) from None
+    return StoredModel(**arrays, meta=info, version=version)
+
+
+def load_active(redis: redis_lib.Redis, keys: Keys) -> StoredModel | None:
+    """The active model, or None. Retries when the pointer moves while reading."""
+    for _ in range(3):
+        version = active_version(redis, keys)
+        if version is None:
+            return None
+        try:
+            return load(redis, keys, version)
+        except ModelNotFound:
+            continue
+    raise ModelNotFound("active model kept changing while being read")
+
+
+def list_versions(redis: redis_lib.Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Every stored version, newest first: its metadata plus ``active`` (bool)."""
+    active = active_version(redis, keys)
+    out = []
+    for raw in redis.zrevrange(keys.model_versions(), 0, -1):
+        version = raw.decode() if isinstance(raw, bytes) else raw
+        try:
+            info = meta(redis, keys, version)
+        except ModelNotFound:
+            continue
+        out.append({**info, "version": version, "active": version == active})
+    return out
+
+
+def prune(redis: redis_lib.Redis, keys: Keys, keep: int) -> list[str]:
+    """Delete versions older than the newest ``keep``, sparing the active one."""
+    active = active_version(redis, keys)
+    old = redis.zrevrange(keys.model_versions(), max(keep, 1), -1)
+    deleted = []
+    for raw in old:
+        version = raw.decode() if isinstance(raw, bytes) else raw
+        if version == active:
+            continue
+        redis.delete(keys.model(version), keys.model_fresh_items(version))
+        redis.zrem(keys.model_versions(), version)
+        deleted.append(version)
+    if deleted:
+        log.info("pruned model versions %s", ", ".join(deleted))
+    return deleted

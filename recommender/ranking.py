@@ -1,0 +1,365 @@
+"""Ranking: global trending, personal ALS, and the "trending for you" blend of the two.
+
+Pure functions over arrays, shared by the server (one user) and the replay evaluation (a batch
+of users per call, one matrix product). The blend:
+
+- **candidates**: the ``trending_k`` most trending papers (the same for everybody) together with
+  the user's ``personal_k`` highest ALS scores, which includes papers folded in since training;
+- **calibration**: trending momentum enters as ``log(offset + decayed readers)``, so that a
+  paper read by twice as many people gains a constant amount whatever the traffic; the ALS
+  affinity enters as a per-user z-score (``(a - mean) / std`` over the trending candidates that
+  have factors, i.e. the papers that are live now), so that users whose vectors have different
+  norms are on one scale and the score separates papers that can actually compete; papers ALS
+  knows nothing about (no factors yet) get ``z = 0``, neither pushed nor held back;
+- **per-user weight**: the affinity term is multiplied by
+  ``personal_weight * n / (n + history_half)`` where ``n`` is the user's history size: a user
+  with no history gets pure trending, a long history trusts ALS up to ``personal_weight``;
+- the papers a user opened or dismissed are never returned.
+
+Reading ``log(readers) + w * z`` as the logarithm of "popularity x personal affinity" is the
+reason for the shape: a personal match can lift a moderately trending paper over a slightly
+more trending one, but it cannot lift a paper nobody reads today over the front page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.sparse import csr_matrix
+
+NEG_INF = np.float32(-np.inf)
+
+
+@dataclass(frozen=True)
+class BlendParams:
+    """Knobs of the "trending for you" blend.
+
+    Attributes
+    ----------
+    trending_k : int
+        Global trending candidates.
+    personal_k : int
+        ALS candidates per user.
+    personal_weight : float
+        Weight of the affinity z-score for a user with a long history.
+    history_half : float
+        History size at which the personal weight is half of ``personal_weight``.
+    trending_offset : float
+        ``offset`` of ``log(offset + decayed readers)``; larger flattens the momentum signal.
+    """
+
+    trending_k: int = 200
+    personal_k: int = 100
+    personal_weight: float = 0.3
+    history_half: float = 5.0
+    trending_offset: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.trending_k < 0 or self.personal_k < 0:
+            raise ValueError("trending_k and personal_k must be >= 0")
+        if self.personal_weight < 0 or self.history_half < 0 or self.trending_offset <= 0:
+            raise ValueError("personal_weight, history_half >= 0 and trending_offset > 0")
+
+
+def _mask_excluded(scores: NDArray[np.float32], exclude: csr_matrix | None) -> None:
+    if exclude is None or exclude.nnz == 0:
+        return
+    rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+    scores[rows, exclude.indices] = NEG_INF
+
+
+def top_n(scores: NDArray[np.float32], n: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """The ``n`` best columns of each row, best first; ``-inf`` entries are never returned.
+
+    Parameters
+    ----------
+    scores : ndarray of float32 (q, n_items)
+    n : int
+
+    Returns
+    -------
+    ids : ndarray of int64 (q, n)
+        Column indices, padded with ``-1`` where a row has fewer than ``n`` finite scores.
+    values : ndarray of float32 (q, n)
+        Their scores (``-inf`` in the padding).
+    """
+    q, n_items = scores.shape
+    n_eff = min(n, n_items)
+    if n_eff == 0 or q == 0:
+        return np.full((q, n), -1, np.int64), np.full((q, n), NEG_INF, np.float32)
+    part = np.argpartition(-scores, n_eff - 1, axis=1)[:, :n_eff]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # Sort by score, ties by column, so that results are deterministic.
+    order = np.lexsort((part, -part_scores), axis=1)
+    ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    values = np.take_along_axis(part_scores, order, axis=1)
+    ids[~np.isfinite(values)] = -1
+    if n_eff < n:
+        ids = np.pad(ids, ((0, 0), (0, n - n_eff)), constant_values=-1)
+        values = np.pad(values, ((0, 0), (0, n - n_eff)), constant_values=NEG_INF)
+    return ids, values
+
+
+def rank_trending(
+    trending: ArrayLike, exclude: csr_matrix | None, n: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Global trending, minus what each user already opened or dismissed.
+
+    Parameters
+    ----------
+    trending : array_like (n_items,)
+        Decayed distinct readers of each paper at ``now``.
+    exclude : csr_matrix (q, n_items) or None
+        Non-zero where the paper must not be shown to the user.
+    n : int
+
+    Returns
+    -------
+    ids, values : ndarray (q, n)
+        As :func:`top_n`; papers nobody read are never returned.
+    """
+    trending = np.asarray(trending, dtype=np.float32)
+    q = 0 if exclude is None else exclude.shape[0]
+    # Only the best n + max(excluded per user) papers can appear: rank those, not all.
+    longest = 0 if exclude is None or q == 0 else int(np.diff(exclude.indptr).max())
+    keep = min(len(trending), n + longest)
+    head = top_n(np.where(trending > 0, trending, NEG_INF)[None, :], keep)[0][0]
+    head = head[head >= 0]
+    scores = np.broadcast_to(trending[head], (q, len(head))).copy()
+    if exclude is not None and exclude.nnz:
+        scores[exclude[:, head].toarray() != 0] = NEG_INF
+    ids, values = top_n(scores, n)
+    return np.where(ids >= 0, head[ids.clip(0)], -1), values
+
+
+def affinity(
+    user_vectors: NDArray[np.float32], item_factors: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """ALS scores, one matrix product for the whole batch.
+
+    Parameters
+    ----------
+    user_vectors : ndarray of float32 (q, factors)
+    item_factors : ndarray of float32 (n_items, factors)
+
+    Returns
+    -------
+    ndarray of float32 (q, n_items)
+    """
+    return np.asarray(user_vectors, np.float32) @ np.asarray(item_factors, np.float32).T
+
+
+def rank_personal(
+    user_vectors: NDArray[np.float32],
+    item_factors: NDArray[np.float32],
+    has_factor: NDArray[np.bool_],
+    exclude: csr_matrix | None,
+    n: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Plain ALS: the papers with the highest ``user . item`` scores, minus exclusions.
+
+    Parameters
+    ----------
+    user_vectors : ndarray of float32 (q, factors)
+    item_factors : ndarray of float32 (n_items, factors)
+    has_factor : ndarray of bool (n_items,)
+        False for papers the model knows nothing about (never returned).
+    exclude : csr_matrix (q, n_items) or None
+    n : int
+
+    Returns
+    -------
+    ids, values : ndarray (q, n)
+    """
+    scores = affinity(user_vectors, item_factors)
+    scores[:, ~np.asarray(has_factor, bool)] = NEG_INF
+    _mask_excluded(scores, exclude)
+    return top_n(scores, n)
+
+
+def personal_weights(history_sizes: ArrayLike, params: BlendParams) -> NDArray[np.float32]:
+    """Weight of the affinity term per user: ``personal_weight * n / (n + history_half)``.
+
+    Parameters
+    ----------
+    history_sizes : array_like (q,)
+        Papers in each user's history (0: pure trending).
+    params : BlendParams
+
+    Returns
+    -------
+    ndarray of float32 (q,)
+    """
+    n = np.maximum(np.asarray(history_sizes, dtype=np.float64), 0.0)
+    denominator = np.where(n + params.history_half > 0, n + params.history_half, 1.0)
+    return (params.personal_weight * n / denominator).astype(np.float32)
+
+
+def blend_scores(
+    user_vectors: NDArray[np.float32],
+    history_sizes: ArrayLike,
+    item_factors: NDArray[np.float32],
+    has_factor: NDArray[np.bool_],
+    trending: ArrayLike,
+    exclude: csr_matrix | None,
+    params: BlendParams,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Blended scores of every candidate; ``-inf`` elsewhere.
+
+    Parameters
+    ----------
+    user_vectors : ndarray of float32 (q, factors)
+        Zero rows for users the model does not know.
+    history_sizes : array_like (q,)
+    item_factors : ndarray of float32 (n_items, factors)
+    has_factor : ndarray of bool (n_items,)
+    trending : array_like (n_items,)
+        Decayed distinct readers at ``now``.
+    exclude : csr_matrix (q, n_items) or None
+    params : BlendParams
+
+    Returns
+    -------
+    scores : ndarray of float32 (q, n_items)
+        The blended score of each candidate, ``-inf`` for non-candidates and exclusions.
+    personal : ndarray of float32 (q, n_items)
+        The weighted affinity term alone (0 for papers without factors), for reasons.
+    """
+    has_factor = np.asarray(has_factor, bool)
+    trending = np.asarray(trending, dtype=np.float64)
+    q, n_items = len(user_vectors), len(trending)
+    raw = affinity(user_vectors, item_factors)
+    hot = np.zeros(0, np.int64)
+    if params.trending_k:
+        hot = top_n(np.where(trending > 0, trending, -np.inf)[None, :], params.trending_k)[0][0]
+        hot = hot[hot >= 0]
+    # Calibrate each user's affinities against the papers that are live now (the trending
+    # candidates that ALS knows); fall back to every paper with factors.
+    reference = hot[has_factor[hot]] if len(hot) else hot
+    if len(reference) < 2:
+        reference = np.flatnonzero(has_factor)
+    known = raw[:, reference]
+    if known.shape[1]:
+        mean = known.mean(axis=1, keepdims=True)
+        std = known.std(axis=1, keepdims=True)
+    else:
+        mean = np.zeros((q, 1), np.float32)
+        std = np.ones((q, 1), np.float32)
+    z = (raw - mean) / np.where(std > 0, std, 1.0)
+    z[:, ~has_factor] = 0.0  # unknown to ALS: neutral, neither pushed nor held back
+    personal = (personal_weights(history_sizes, params)[:, None] * z).astype(np.float32)
+    momentum = np.log(params.trending_offset + trending).astype(np.float32)
+    scores = momentum[None, :] + personal
+
+    candidate = np.zeros((q, n_items), dtype=bool)
+    candidate[:, hot] = True
+    if params.personal_k and has_factor.any():
+        mine = np.where(has_factor[None, :], raw, NEG_INF)
+        _mask_excluded(mine, exclude)
+        mine[personal_weights(history_sizes, params) <= 0] = NEG_INF
+        ids = top_n(mine, params.personal_k)[0]
+        rows = np.repeat(np.arange(q), ids.shape[1])
+        ok = ids.ravel() >= 0
+        candidate[rows[ok], ids.ravel()[ok]] = True
+    scores[~candidate] = NEG_INF
+    _mask_excluded(scores, exclude)
+    return scores, personal
+
+
+def blend(
+    user_vectors: NDArray[np.float32],
+    history_sizes: ArrayLike,
+    item_factors: NDArray[np.float32],
+    has_factor: NDArray[np.bool_],
+    trending: ArrayLike,
+    exclude: csr_matrix | None,
+    n: int,
+    params: BlendParams,
+) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.bool_]]:
+    """ "Trending for you" for a batch of users.
+
+    Parameters are those of :func:`blend_scores`, plus ``n``, the list length.
+
+    Returns
+    -------
+    ids : ndarray of int64 (q, n)
+        Paper codes, best first, ``-1`` padded.
+    scores : ndarray of float32 (q, n)
+    personal : ndarray of bool (q, n)
+        Whether the personal term lifted the paper (a positive weighted affinity).
+    """
+    scores, personal = blend_scores(
+        user_vectors, history_sizes, item_factors, has_factor, trending, exclude, params
+    )
+    ids, values = top_n(scores, n)
+    lifted = np.take_along_axis(personal, ids.clip(0), axis=1) > 0
+    return ids, values, lifted & (ids >= 0)
+
+
+Reason = tuple[str] | tuple[str, int]
+
+
+def trending_for_you(
+    user_vector: NDArray[np.float32] | None,
+    history_size: int,
+    item_factors: NDArray[np.float32],
+    has_factor: NDArray[np.bool_],
+    trending: ArrayLike,
+    excluded: ArrayLike,
+    limit: int,
+    params: BlendParams,
+    explain: Callable[[int], int | None] | None = None,
+) -> list[tuple[int, float, Reason]]:
+    """The blend for one user, with a reason per paper (the server's entry point).
+
+    Parameters
+    ----------
+    user_vector : ndarray of float32 (factors,) or None
+        ``None`` for a user ALS cannot place (pure trending).
+    history_size : int
+    item_factors : ndarray of float32 (n_items, factors)
+    has_factor : ndarray of bool (n_items,)
+    trending : array_like (n_items,)
+    excluded : array_like of int (m,)
+        Paper codes the user opened or dismissed.
+    limit : int
+    params : BlendParams
+    explain : callable, optional
+        ``explain(item) -> history item or None``, e.g. wrapping :func:`recommender.als.explain`.
+
+    Returns
+    -------
+    list of (item, score, reason)
+        Sorted by score, descending, no duplicates, at most ``limit`` long; ``reason`` is
+        ``("because", history_item)`` for a paper the user's history lifted (and ``explain``
+        named), ``("trending",)`` otherwise.
+    """
+    n_items, factors = item_factors.shape
+    if user_vector is None:
+        user_vector, history_size = np.zeros(factors, np.float32), 0
+    excluded = np.unique(np.asarray(excluded, dtype=np.int64))
+    exclude = csr_matrix(
+        (np.ones(len(excluded), np.float32), excluded, [0, len(excluded)]), shape=(1, n_items)
+    )
+    ids, scores, lifted = blend(
+        np.asarray(user_vector, np.float32)[None, :],
+        [history_size],
+        item_factors,
+        has_factor,
+        trending,
+        exclude,
+        limit,
+        params,
+    )
+    out: list[tuple[int, float, Reason]] = []
+    for item, score, up in zip(
+        ids[0].tolist(), scores[0].tolist(), lifted[0].tolist(), strict=True
+    ):
+        if item < 0:
+            break
+        because = explain(item) if (up and explain is not None) else None
+        out.append((item, score, ("because", because) if because is not None else ("trending",)))
+    return out

@@ -1,0 +1,399 @@
+"""Live "trending for you": the active model in memory, hot-swapped, with fold-in at request time.
+
+One :class:`Recommender` per web process holds a :class:`Snapshot` of the active model: item
+factors (float32, model papers plus papers folded in since), user factors with their sorted ids
+(a user's row is found by binary search, no Python dict of a million ids), and ``Y^T Y`` for
+folding users in. Requests read ``self._snapshot`` once and use only that object, so a swap
+(one reference assignment) can never hand a request half of two models.
+
+- **Hot swap**: at most every ``model_poll_s`` a request reads the active pointer (one ``GET``);
+  when it moved, a background thread loads the new version in full and then swaps the
+  reference. Requests meanwhile keep using the old snapshot; no restart, no failed request.
+  Only a process's very first load runs inside the request that finds no snapshot.
+- **Fresh papers**: papers first read after the training (stream entries after the last
+  compaction) are folded in with :func:`recommender.training.fold_in_new_papers` once per model
+  version and every ``fresh_items_refresh_s``, in the background, never per request.
+- **Users**: a user the model knows, with no event after ``trained_at``, uses their stored
+  vector; anyone else with a history is folded in from their seen/dismissed papers (the reads
+  the request needs anyway for exclusions), one small ``f x f`` solve with the snapshot's
+  precomputed ``Y^T Y``: ~0.1 ms, cheaper than a cache round trip, so nothing is cached.
+- **Blend**: :func:`recommender.ranking.trending_for_you` over the snapshot's papers, with the
+  decayed trending scores of the ``trending_fetch`` hottest papers. Trending papers the model
+  has no row for enter with their pure trending score (``log(offset + readers)``, what the blend
+  gives a paper without factors) and are merged in.
+
+A user with no history, or no model yet, gets global trending ("cold start").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import redis as redis_lib
+from numpy.typing import NDArray
+
+from recommender import als, modelstore, ranking, trending
+from recommender.keys import Keys
+from recommender.matrix import build_confidence
+from recommender.modelstore import StoredModel, rows_of
+from recommender.settings import Settings
+from recommender.store import EventStore
+
+log = logging.getLogger(__name__)
+
+TRENDING_FETCH = 1000
+MAX_TAIL_ENTRIES = 2_000_000
+LOAD_RETRY_S = 30.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one request needs from a model version; immutable once built.
+
+    item_ids : bytes (n_items,) -- model papers then fresh papers
+    item_factors : float32 (n_items, f)
+    has_factor : bool (n_items,)
+    item_order : int64 (n_items,) -- ``item_ids[item_order]`` is ``sorted_ids`` (lookups)
+    gram : float64 (f, f) -- ``Y^T Y + regularization * I`` over the model's papers
+    """
+
+    version: str
+    model: StoredModel
+    params: als.TrainParams
+    trained_at: float
+    item_ids: NDArray[np.bytes_]
+    item_factors: NDArray[np.float32]
+    has_factor: NDArray[np.bool_]
+    item_order: NDArray[np.int64]
+    sorted_ids: NDArray[np.bytes_]
+    gram: NDArray[np.float64]
+    fresh: int = 0
+    built_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def build(
+        cls,
+        model: StoredModel,
+        fresh_ids: NDArray[np.bytes_] | None = None,
+        fresh_factors: NDArray[np.float32] | None = None,
+    ) -> Snapshot:
+        params = als.TrainParams(**model.meta["params"])
+        y = model.item_factors.astype(np.float64)
+        gram = y.T @ y + params.regularization * np.eye(y.shape[1])
+        item_ids, item_factors = model.item_ids, model.item_factors
+        fresh = 0
+        if fresh_ids is not None and len(fresh_ids):
+            fresh = len(fresh_ids)
+            item_ids = np.concatenate([model.item_ids, fresh_ids.astype(model.item_ids.dtype)])
+            item_factors = np.vstack([model.item_factors, fresh_factors.astype(np.float32)])
+        has_factor = np.any(item_factors != 0, axis=1)
+        order = np.argsort(item_ids, kind="stable")
+        return cls(
+            version=model.version or "",
+            model=model,
+            params=params,
+            trained_at=float(model.meta["trained_at"]),
+            item_ids=item_ids,
+            item_factors=item_factors,
+            has_factor=has_factor,
+            item_order=order,
+            sorted_ids=item_ids[order],
+            gram=gram,
+            fresh=fresh,
+        )
+
+    def codes(self, paper_ids: list[str]) -> NDArray[np.int64]:
+        """Rows of ``paper_ids`` in ``item_factors``; -1 where unknown."""
+        if not paper_ids:
+            return np.zeros(0, dtype=np.int64)
+        wanted = np.array([p.encode() for p in paper_ids], dtype="S")
+        rows = rows_of(self.sorted_ids, wanted)
+        return np.where(rows >= 0, self.item_order[rows.clip(0)], -1)
+
+    def user_vector(
+        self, user_id: str, seen: dict[str, float], dismissed: dict[str, float], now: float
+    ) -> NDArray[np.float32] | None:
+        """The stored vector if still current, else one folded in from the history."""
+        if not seen:
+            return None
+        row = self.model.user_row(user_id)
+        latest = max([*seen.values(), *dismissed.values()])
+        if row is not None and latest <= self.trained_at:
+            return self.model.user_factors[row]
+        return self.fold_in_user(seen, dismissed, now)
+
+    def fold_in_user(
+        self, seen: dict[str, float], dismissed: dict[str, float], now: float
+    ) -> NDArray[np.float32] | None:
+        """One ALS half-step for one user (implicit's ``recalculate_user``, ``Y^T Y`` cached).
+
+        ``A = Y^T Y + reg I + sum_i (c_i - 1) y_i y_i^T``, ``b = sum_i c_i y_i`` with
+        ``c = alpha * confidence`` over the user's papers, then ``x = A^-1 b``.
+        """
+        papers = list(seen) + list(dismissed)
+        codes = self.codes(papers)
+        kinds = np.array([0] * len(seen) + [2] * len(dismissed), dtype=np.int8)
+        ts = np.array(list(seen.values()) + list(dismissed.values()), dtype=np.float64)
+        known = codes >= 0
+        if not known.any():
+            return None
+        local, cols = np.unique(codes[known], return_inverse=True)
+        row = build_confidence(
+            np.zeros(int(known.sum()), np.int64),
+            cols,
+            kinds[known],
+            ts[known],
+            1,
+            len(local),
+            now,
+            self.params,
+        )
+        if row.nnz == 0:
+            return None
+        y = self.item_factors[local[row.indices]].astype(np.float64)
+        c = self.params.alpha * row.data.astype(np.float64)
+        a = self.gram + (y.T * (c - 1.0)) @ y
+        b = y.T @ c
+        return np.linalg.solve(a, b).astype(np.float32)
+
+
+class Recommender:
+    """Per-process serving state (thread-safe; requests never block on a model load).
+
+    Parameters
+    ----------
+    redis : a client with ``decode_responses=True`` (the app's)
+    settings : Settings
+    store : EventStore, optional -- for catalogue look-ups
+    blend : ranking.BlendParams
+    background : bool -- load new versions in a thread (False: in the calling request; tests)
+    clock : monotonic seconds (injectable)
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        settings: Settings,
+        *,
+        keys: Keys | None = None,
+        store: EventStore | None = None,
+        blend: ranking.BlendParams | None = None,
+        background: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = keys or Keys(settings.key_prefix, settings.stream_partitions)
+        self.store = store or EventStore(redis, settings, self.keys)
+        self.blend = blend or ranking.BlendParams()
+        self.background = background
+        self.clock = clock
+        self._snapshot: Snapshot | None = None
+        self._checked = float("-inf")
+        self._retry_at = float("-inf")
+        self._loading = threading.Lock()
+
+    # -- the model ----------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot | None:
+        """The current snapshot; polls the active pointer at most every ``model_poll_s``."""
+        now = self.clock()
+        current = self._snapshot
+        if now - self._checked >= self.settings.model_poll_s:
+            self._checked = now
+            try:
+                active = modelstore.active_version(self.redis, self.keys)
+            except redis_lib.exceptions.RedisError as exc:
+                log.warning("could not read the active model version: %s", exc)
+                return current
+            stale_fresh = current is not None and (
+                time.monotonic() - current.built_at >= self.settings.fresh_items_refresh_s
+            )
+            changed = current is None or current.version != active or stale_fresh
+            if active is not None and changed and now >= self._retry_at:
+                self._start_load(active)
+        return self._snapshot
+
+    def _start_load(self, version: str) -> None:
+        if not self._loading.acquire(blocking=False):
+            return  # a load is already under way
+        if not self.background or self._snapshot is None:
+            # the first load of a process happens in its first request: better one slow
+            # answer than a new worker serving unpersonalised lists until it is ready
+            try:
+                self._load(version)
+            finally:
+                self._loading.release()
+            return
+
+        def work() -> None:
+            try:
+                self._load(version)
+            finally:
+                self._loading.release()
+
+        threading.Thread(target=work, name=f"model-load-{version}", daemon=True).start()
+
+    def _load(self, version: str) -> None:
+        try:
+            current = self._snapshot
+            if current is not None and current.version == version:
+                model = current.model  # only the fresh papers need refreshing
+            else:
+                model = modelstore.load(self.redis, self.keys, version)
+            try:
+                fresh_ids, fresh_factors = self._fresh_papers(model)
+            except (ValueError, redis_lib.exceptions.RedisError):
+                log.exception("fresh papers not folded in; serving the model without them")
+                fresh_ids, fresh_factors = None, None
+            snapshot = Snapshot.build(model, fresh_ids, fresh_factors)
+        except Exception:  # a thread must not die silently, nor retry every second
+            log.exception("could not load model %s; next try in %.0fs", version, LOAD_RETRY_S)
+            self._retry_at = self.clock() + LOAD_RETRY_S
+            return
+        self._snapshot = snapshot  # the swap: one reference assignment
+        log.info("serving model %s (%d fresh papers)", version, snapshot.fresh)
+
+    def _fresh_papers(
+        self, model: StoredModel
+    ) -> tuple[NDArray[np.bytes_] | None, NDArray[np.float32] | None]:
+        from recommender import compaction, training
+
+        tail = compaction.read_tail(self.redis, self.keys, max_entries=MAX_TAIL_ENTRIES)
+        if len(tail[0]) == 0:
+            return None, None
+        return training.fold_in_new_papers(model, *tail, now=time.time())
+
+    # -- requests -----------------------------------------------------------------------------
+    def recommend(self, user_id: str, limit: int, now: float | None = None) -> dict[str, Any]:
+        """``{"items": [{"paper", "score", "reason"}], "personalised", "model_version"}``."""
+        now = time.time() if now is None else now
+        snap = self.snapshot()
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrange(k.user_seen(user_id), 0, -1, withscores=True)
+        pipe.zrange(k.user_dismissed(user_id), 0, -1, withscores=True)
+        pipe.zrevrange(k.trending(), 0, TRENDING_FETCH - 1, withscores=True)
+        pipe.get(k.trending_epoch())
+        seen_rows, dismissed_rows, trend_rows, epoch = pipe.execute()
+        seen, dismissed = dict(seen_rows), dict(dismissed_rows)
+        epoch = float(epoch) if epoch else trending.DEFAULT_EPOCH
+        hot_ids = [pid for pid, _ in trend_rows]
+        hot = trending.to_now(
+            [s for _, s in trend_rows], now, epoch, self.settings.trending_half_life_s
+        )
+
+        picked: list[tuple[str, float, str | None]]  # (paper, score, because paper)
+        vector = None if snap is None else snap.user_vector(user_id, seen, dismissed, now)
+        if snap is None:
+            picked = self._trending_only(hot_ids, hot, seen, dismissed, limit)
+        else:
+            picked = self._blend(snap, vector, len(seen), hot_ids, hot, seen, dismissed, limit)
+        papers = self.store.papers(
+            [p for p, _, _ in picked] + [b for _, _, b in picked if b is not None]
+        )
+        by_id = {p["id"]: p for p in papers if p}
+        items = []
+        for paper_id, score, because in picked:
+            paper = by_id.get(paper_id) or {"id": paper_id}
+            title = (by_id.get(because) or {}).get("title") if because else None
+            reason = f"because you read {title or because}" if because else "trending now"
+            items.append({"paper": paper, "score": score, "reason": reason})
+        return {
+            "items": items,
+            "personalised": vector is not None,
+            "model_version": None if snap is None else snap.version,
+        }
+
+    def _trending_only(
+        self,
+        hot_ids: list[str],
+        hot: NDArray[np.float64],
+        seen: dict[str, float],
+        dismissed: dict[str, float],
+        limit: int,
+    ) -> list[tuple[str, float, str | None]]:
+        offset = self.blend.trending_offset
+        out = []
+        for pid, score in zip(hot_ids, hot.tolist(), strict=True):
+            if score > 0 and pid not in seen and pid not in dismissed:
+                out.append((pid, float(np.log(offset + score)), None))
+        return out[:limit]
+
+    def _blend(
+        self,
+        snap: Snapshot,
+        vector: NDArray[np.float32] | None,
+        history: int,
+        hot_ids: list[str],
+        hot: NDArray[np.float64],
+        seen: dict[str, float],
+        dismissed: dict[str, float],
+        limit: int,
+    ) -> list[tuple[str, float, str | None]]:
+        hot_codes = snap.codes(hot_ids)
+        # only the trending_k hottest are candidates; the rest of the fetch gives momentum
+        dense = np.zeros(len(snap.item_ids), dtype=np.float64)
+        known = hot_codes >= 0
+        dense[hot_codes[known]] = hot[known]
+        seen_ids = list(seen)
+        seen_codes = snap.codes(seen_ids)
+        excluded = np.concatenate([seen_codes, snap.codes(list(dismissed))])
+        excluded = excluded[excluded >= 0]
+        explain = None
+        if vector is not None:
+            explain = _explainer(snap, seen_codes[seen_codes >= 0])
+        # papers outside the model among the trending candidates: pure trending, merged below
+        outside = int((~known[: self.blend.trending_k]).sum())
+        params = replace(self.blend, trending_k=max(self.blend.trending_k - outside, 0))
+        ranked = ranking.trending_for_you(
+            vector,
+            history if vector is not None else 0,
+            snap.item_factors,
+            snap.has_factor,
+            dense,
+            excluded,
+            limit,
+            params,
+            explain=explain,
+        )
+        out = [
+            (
+                snap.item_ids[item].decode(),
+                float(score),
+                snap.item_ids[reason[1]].decode() if reason[0] == "because" else None,
+            )
+            for item, score, reason in ranked
+        ]
+        offset = self.blend.trending_offset
+        for i in np.flatnonzero(~known[: self.blend.trending_k]).tolist():
+            pid = hot_ids[i]
+            if hot[i] > 0 and pid not in seen and pid not in dismissed:
+                out.append((pid, float(np.log(offset + hot[i])), None))
+        out.sort(key=lambda entry: -entry[1])
+        return out[:limit]
+
+
+def _explainer(snap: Snapshot, history: NDArray[np.int64]) -> Callable[[int], int | None] | None:
+    """``item -> the history paper most similar to it`` (cosine of item factors), or None.
+
+    A vectorised stand-in for :func:`recommender.als.explain`, which rebuilds a solver per call:
+    at a dozen lifted papers per request that costs milliseconds; this costs microseconds.
+    """
+    history = history[snap.has_factor[history]]
+    if len(history) == 0:
+        return None
+    h = snap.item_factors[history]
+    h = h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+
+    def explain(item: int) -> int | None:
+        similarity = h @ snap.item_factors[item]
+        best = int(np.argmax(similarity))
+        return int(history[best]) if similarity[best] > 0 else None
+
+    return explain

@@ -1,0 +1,149 @@
+"""Ranking: properties of the blend and of the trending / ALS rankers (pure core, no Redis)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.sparse import csr_matrix
+
+from recommender import ranking
+from recommender.ranking import BlendParams
+
+FACTORS = 3
+
+
+@st.composite
+def catalogues(draw):
+    n_items = draw(st.integers(1, 30))
+    q = draw(st.integers(1, 4))
+    floats = st.floats(-2, 2, width=32)
+    items = draw(arrays(np.float32, (n_items, FACTORS), elements=floats))
+    users = draw(arrays(np.float32, (q, FACTORS), elements=floats))
+    has_factor = draw(arrays(np.bool_, n_items))
+    trend = draw(arrays(np.float64, n_items, elements=st.floats(0, 1000)))
+    excluded = draw(arrays(np.bool_, (q, n_items)))
+    history = draw(arrays(np.int64, q, elements=st.integers(0, 50)))
+    params = BlendParams(
+        trending_k=draw(st.integers(0, 40)),
+        personal_k=draw(st.integers(0, 40)),
+        personal_weight=draw(st.floats(0, 5)),
+        history_half=draw(st.floats(0, 20)),
+        trending_offset=draw(st.floats(0.01, 10)),
+    )
+    n = draw(st.integers(1, 25))
+    return users, history, items, has_factor, trend, csr_matrix(excluded), n, params
+
+
+@given(catalogues())
+@settings(max_examples=150, deadline=None)
+def test_blend_is_sorted_unique_bounded_and_respects_exclusions(case):
+    users, history, items, has_factor, trend, exclude, n, params = case
+    ids, scores, lifted = ranking.blend(
+        users, history, items, has_factor, trend, exclude, n, params
+    )
+    assert ids.shape == scores.shape == lifted.shape == (len(users), n)
+    dense_exclude = exclude.toarray()
+    for row, (row_ids, row_scores) in enumerate(zip(ids, scores, strict=True)):
+        real = row_ids[row_ids >= 0]
+        # padding only at the end, real entries unique and sorted by score
+        assert (row_ids[: len(real)] >= 0).all()
+        assert len(set(real.tolist())) == len(real) <= n
+        assert np.all(np.diff(row_scores[: len(real)]) <= 0)
+        assert not dense_exclude[row, real].any()
+        assert not lifted[row, len(real) :].any()
+
+
+@given(catalogues())
+@settings(max_examples=80, deadline=None)
+def test_single_user_entry_point_agrees(case):
+    users, history, items, has_factor, trend, exclude, n, params = case
+    excluded = exclude[0].indices
+    out = ranking.trending_for_you(
+        users[0],
+        int(history[0]),
+        items,
+        has_factor,
+        trend,
+        excluded,
+        n,
+        params,
+        explain=lambda item: 0,
+    )
+    ids = [item for item, _, _ in out]
+    assert len(ids) == len(set(ids)) <= n
+    assert not set(ids) & set(excluded.tolist())
+    assert [s for _, s, _ in out] == sorted((s for _, s, _ in out), reverse=True)
+    assert all(reason in {("trending",), ("because", 0)} for _, _, reason in out)
+
+
+def test_no_history_is_pure_trending():
+    rng = np.random.default_rng(1)
+    items = rng.normal(size=(50, FACTORS)).astype(np.float32)
+    users = rng.normal(size=(3, FACTORS)).astype(np.float32)
+    trend = rng.uniform(0, 100, 50)
+    exclude = csr_matrix((3, 50), dtype=np.float32)
+    params = BlendParams(trending_k=50, personal_k=10, personal_weight=3.0)
+    ids, _, lifted = ranking.blend(
+        users, [0, 0, 0], items, np.ones(50, bool), trend, exclude, 10, params
+    )
+    expected = np.argsort(-trend)[:10]
+    assert (ids == expected).all() and not lifted.any()
+    out = ranking.trending_for_you(None, 0, items, np.ones(50, bool), trend, [], 10, params)
+    assert [i for i, _, _ in out] == expected.tolist()
+    assert {r for _, _, r in out} == {("trending",)}
+
+
+def test_history_lifts_a_personal_match_over_slightly_more_trending_papers():
+    items = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 0]], np.float32)
+    trend = np.array([10.0, 11.0, 12.0, 0.0])
+    user = np.array([[3.0, 0, 0]], np.float32)
+    params = BlendParams(trending_k=3, personal_k=1, personal_weight=2.0, history_half=1.0)
+    ids, _, lifted = ranking.blend(user, [20], items, np.ones(4, bool), trend, None, 3, params)
+    assert ids[0, 0] == 0 and lifted[0, 0]
+    out = ranking.trending_for_you(
+        user[0], 20, items, np.ones(4, bool), trend, [], 3, params, explain=lambda item: 7
+    )
+    assert out[0][0] == 0 and out[0][2] == ("because", 7)
+    assert out[1][2] == ("trending",)
+
+
+def test_fresh_item_without_factors_is_neutral_not_penalised():
+    items = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32)
+    has_factor = np.array([True, True, False])
+    user = np.array([[-1.0, 0, 0]], np.float32)  # dislikes paper 0
+    trend = np.array([5.0, 5.0, 5.0])
+    ids, _, _ = ranking.blend(user, [10], items, has_factor, trend, None, 3, BlendParams())
+    assert ids[0].tolist() == [1, 2, 0]
+
+
+def test_top_n_pads_and_breaks_ties_by_index():
+    scores = np.array([[1, 3, 3, -np.inf], [-np.inf] * 4], np.float32)
+    ids, values = ranking.top_n(scores, 5)
+    assert ids.tolist() == [[1, 2, 0, -1, -1], [-1] * 5]
+    assert values[0, :3].tolist() == [3, 3, 1]
+
+
+def test_rank_trending_excludes_per_user_and_skips_unread():
+    trend = np.array([0.0, 5, 4, 3, 2])
+    exclude = csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 0, 0, 0, 0]], np.float32))
+    ids, _ = ranking.rank_trending(trend, exclude, 5)
+    assert ids.tolist() == [[2, 3, 4, -1, -1], [1, 2, 3, 4, -1]]
+
+
+def test_rank_personal_skips_papers_without_factors_and_exclusions():
+    items = np.array([[1.0], [2.0], [3.0]], np.float32)
+    ids, _ = ranking.rank_personal(
+        np.array([[1.0]], np.float32),
+        items,
+        np.array([True, True, False]),
+        csr_matrix(np.array([[1, 0, 0]], np.float32)),
+        3,
+    )
+    assert ids.tolist() == [[1, -1, -1]]
+
+
+def test_personal_weight_grows_with_history():
+    w = ranking.personal_weights([0, 1, 5, 100], BlendParams(personal_weight=2, history_half=5))
+    assert w[0] == 0 and np.all(np.diff(w) > 0) and w[-1] < 2
