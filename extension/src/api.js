@@ -83,6 +83,9 @@
       history: () => json("GET", "/v1/me/history"),
       exportData: () => json("GET", "/v1/me/export"),
       deleteMe: () => json("DELETE", "/v1/me"),
+      emailStatus: () => json("GET", "/v1/me/email"),
+      subscribeEmail: (address) => json("POST", "/v1/me/email", { address: String(address) }),
+      unsubscribeEmail: () => json("DELETE", "/v1/me/email"),
     };
   }
 

@@ -143,6 +143,12 @@ const HANDLERS = {
       return { ok: true };
     },
   },
+  emailStatus: { privileged: true, run: () => withApi((api) => api.emailStatus()) },
+  subscribeEmail: {
+    privileged: true,
+    run: (msg) => withApi((api) => api.subscribeEmail(String(msg.address || "").slice(0, 254))),
+  },
+  unsubscribeEmail: { privileged: true, run: () => withApi((api) => api.unsubscribeEmail()) },
   exportData: {
     privileged: true,
     run: async () => {
