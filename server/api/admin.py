@@ -103,7 +103,7 @@ def _auth_responses(view: Any) -> Any:
 
 
 @blp.route("/retrain", methods=["POST"])
-@blp.response(202, RetrainOut)
+@blp.response(202, RetrainOut())
 @_auth_responses
 def retrain() -> dict:
     """Enqueue a training; if one is queued or running, its id is returned instead."""
@@ -117,7 +117,7 @@ def retrain() -> dict:
 
 
 @blp.route("/jobs/<string:job_id>", methods=["GET"])
-@blp.response(200, JobOut)
+@blp.response(200, JobOut())
 @blp.alt_response(404, schema=ProblemOut, description="Unknown job")
 @_auth_responses
 def get_job(job_id: str) -> dict:
@@ -130,7 +130,7 @@ def get_job(job_id: str) -> dict:
 
 
 @blp.route("/models", methods=["GET"])
-@blp.response(200, ModelsOut)
+@blp.response(200, ModelsOut())
 @_auth_responses
 def list_models() -> dict:
     """Stored model versions, newest first, with metrics; ``active`` names the serving one."""
@@ -140,7 +140,7 @@ def list_models() -> dict:
 
 
 @blp.route("/models/<string:version>/activate", methods=["POST"])
-@blp.response(200, ActivateOut)
+@blp.response(200, ActivateOut())
 @blp.alt_response(404, schema=ProblemOut, description="Unknown version")
 @_auth_responses
 def activate(version: str) -> dict:

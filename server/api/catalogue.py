@@ -14,8 +14,8 @@ blp = Blueprint("catalogue", __name__, url_prefix="/v1", description="Trending a
 
 
 @blp.route("/trending", methods=["GET"])
-@blp.arguments(TrendingArgs, location="query", unknown=RAISE)
-@blp.response(200, TrendingOut)
+@blp.arguments(TrendingArgs(), location="query", unknown=RAISE)
+@blp.response(200, TrendingOut())
 @blp.alt_response(422, schema=ProblemOut, description="Bad paging parameters")
 @blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def get_trending(args: dict) -> dict:
@@ -34,7 +34,7 @@ def get_trending(args: dict) -> dict:
 
 
 @blp.route("/papers/<path:paper_id>", methods=["GET"])
-@blp.response(200, PaperOut)
+@blp.response(200, PaperOut())
 @blp.alt_response(404, schema=ProblemOut, description="Unknown paper")
 @blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def get_paper(paper_id: str) -> dict:

@@ -116,8 +116,8 @@ def _error(exc: Exception) -> Any:
 
 # -- the caller's subscription ---------------------------------------------------------------
 @blp.route("/me/email", methods=["POST"])
-@blp.arguments(AddressIn)
-@blp.response(202, EmailStatusOut, description="Pending: a confirmation email was sent")
+@blp.arguments(AddressIn())
+@blp.response(202, EmailStatusOut(), description="Pending: a confirmation email was sent")
 @blp.alt_response(200, schema=EmailStatusOut, description="That address is already confirmed")
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
 @blp.alt_response(422, schema=ProblemOut, description="Not an email address")
@@ -156,7 +156,7 @@ def subscribe(body: dict) -> Any:
 
 
 @blp.route("/me/email", methods=["GET"])
-@blp.response(200, EmailStatusOut)
+@blp.response(200, EmailStatusOut())
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
 def get_subscription() -> dict:
     """The caller's address and whether it is confirmed."""
@@ -179,8 +179,8 @@ def unsubscribe_me() -> Response:
 
 # -- links in emails (no login) --------------------------------------------------------------
 @blp.route("/email/confirm", methods=["GET"])
-@blp.arguments(TokenArgs, location="query")
-@blp.response(200, EmailStatusOut)
+@blp.arguments(TokenArgs(), location="query")
+@blp.response(200, EmailStatusOut())
 @blp.alt_response(400, schema=ProblemOut, description="Expired or stale link")
 @blp.alt_response(403, schema=ProblemOut, description="Forged or malformed link")
 @blp.alt_response(422, schema=ProblemOut, description="No token")
@@ -201,8 +201,8 @@ def confirm(args: dict) -> Any:
 
 
 @blp.route("/email/unsubscribe", methods=["GET"])
-@blp.arguments(TokenArgs, location="query")
-@blp.response(200, EmailStatusOut)
+@blp.arguments(TokenArgs(), location="query")
+@blp.response(200, EmailStatusOut())
 @blp.alt_response(403, schema=ProblemOut, description="Forged or malformed link")
 @blp.alt_response(422, schema=ProblemOut, description="No token")
 @blp.alt_response(404, schema=ProblemOut, description="This server sends no email")
@@ -228,9 +228,9 @@ def unsubscribe_page(args: dict) -> Any:
 
 
 @blp.route("/email/unsubscribe", methods=["POST"])
-@blp.arguments(TokenArgs, location="query")
-@blp.arguments(OneClickForm, location="form")
-@blp.response(200, EmailStatusOut)
+@blp.arguments(TokenArgs(), location="query")
+@blp.arguments(OneClickForm(), location="form")
+@blp.response(200, EmailStatusOut())
 @blp.alt_response(403, schema=ProblemOut, description="Forged or malformed link")
 @blp.alt_response(422, schema=ProblemOut, description="No token")
 @blp.alt_response(404, schema=ProblemOut, description="This server sends no email")

@@ -13,8 +13,8 @@ blp = Blueprint("events", __name__, url_prefix="/v1", description="Reading event
 
 
 @blp.route("/events", methods=["POST"])
-@blp.arguments(EventBatchIn)
-@blp.response(202, IngestOut)
+@blp.arguments(EventBatchIn())
+@blp.response(202, IngestOut())
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
 @blp.alt_response(413, schema=ProblemOut, description="Body over the size limit")
 @blp.alt_response(415, schema=ProblemOut, description="Body is not JSON")

@@ -14,8 +14,8 @@ blp = Blueprint("me", __name__, url_prefix="/v1/me", description="The caller's o
 
 
 @blp.route("/history", methods=["GET"])
-@blp.arguments(HistoryArgs, location="query", unknown=RAISE)
-@blp.response(200, HistoryOut)
+@blp.arguments(HistoryArgs(), location="query", unknown=RAISE)
+@blp.response(200, HistoryOut())
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
 @blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def history(args: dict) -> dict:
@@ -24,7 +24,7 @@ def history(args: dict) -> dict:
 
 
 @blp.route("/export", methods=["GET"])
-@blp.response(200, ExportOut)
+@blp.response(200, ExportOut())
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
 @blp.alt_response(429, schema=ProblemOut, description="Rate limited")
 def export() -> dict:

@@ -53,8 +53,8 @@ def recommender() -> Recommender:
 
 
 @blp.route("/recommendations", methods=["GET"])
-@blp.arguments(RecommendationArgs, location="query")
-@blp.response(200, RecommendationsOut)
+@blp.arguments(RecommendationArgs(), location="query")
+@blp.response(200, RecommendationsOut())
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
 @blp.alt_response(422, schema=ProblemOut, description="Bad limit")
 def get_recommendations(args: dict) -> dict:

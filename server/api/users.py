@@ -12,7 +12,7 @@ blp = Blueprint("users", __name__, url_prefix="/v1", description="Anonymous acco
 
 
 @blp.route("/users", methods=["POST"])
-@blp.response(201, UserOut)
+@blp.response(201, UserOut())
 @blp.alt_response(429, schema=ProblemOut, description="Too many registrations")
 @blp.alt_response(503, schema=ProblemOut, description="Redis unreachable")
 def create_user() -> dict:
