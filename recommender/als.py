@@ -15,7 +15,6 @@ to a score ("because you read ...").
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -300,10 +299,3 @@ def explain(model: Model, history: csr_matrix, item: int) -> tuple[int, float] |
     if not contributions or contributions[0][1] <= 0:
         return None
     return int(contributions[0][0]), float(contributions[0][1])
-
-
-def train_timed(*args, **kwargs) -> tuple[Model, float]:
-    """:func:`train`, returning ``(model, seconds)`` (for logging and the evaluation's timings)."""
-    start = time.perf_counter()
-    model = train(*args, **kwargs)
-    return model, time.perf_counter() - start

@@ -223,9 +223,15 @@ class Result:
         return [d for d in days if d < cut], [d for d in days if d >= cut]
 
     def to_json(self) -> dict:
+        """The JSON document: ``"summary"`` maps each method to its recall@k and NDCG@k over the
+        report days; ``"requests"`` counts the scored requests behind it."""
         tuning, report = self.periods()
+        summary = self.mean(report)
         return {
-            "summary": self.mean(report),
+            "summary": {
+                m: {k: v for k, v in s.items() if k != "users"} for m, s in summary.items()
+            },
+            "requests": {m: s["users"] for m, s in summary.items()},
             "tuning": self.mean(tuning) if tuning else None,
             "report_days": report,
             "tuning_days": tuning,

@@ -49,6 +49,9 @@ class BlendParams:
         History size at which the personal weight is half of ``personal_weight``.
     trending_offset : float
         ``offset`` of ``log(offset + decayed readers)``; larger flattens the momentum signal.
+    decorrelate : bool
+        Remove from each user's z-scores the part explained linearly by the momentum term (over
+        the live candidates), so that ALS's own popularity bias is not counted twice.
     """
 
     trending_k: int = 200
@@ -56,6 +59,7 @@ class BlendParams:
     personal_weight: float = 0.3
     history_half: float = 5.0
     trending_offset: float = 1.0
+    decorrelate: bool = False
 
     def __post_init__(self) -> None:
         if self.trending_k < 0 or self.personal_k < 0:
@@ -249,9 +253,15 @@ def blend_scores(
         mean = np.zeros((q, 1), np.float32)
         std = np.ones((q, 1), np.float32)
     z = (raw - mean) / np.where(std > 0, std, 1.0)
+    momentum = np.log(params.trending_offset + trending).astype(np.float32)
+    if params.decorrelate and len(reference) >= 2:
+        m = momentum[reference] - momentum[reference].mean()
+        var = float(m @ m)
+        if var > 0:
+            slope = (z[:, reference] @ m) / var  # (q,)
+            z -= slope[:, None] * (momentum - momentum[reference].mean())[None, :]
     z[:, ~has_factor] = 0.0  # unknown to ALS: neutral, neither pushed nor held back
     personal = (personal_weights(history_sizes, params)[:, None] * z).astype(np.float32)
-    momentum = np.log(params.trending_offset + trending).astype(np.float32)
     scores = momentum[None, :] + personal
 
     candidate = np.zeros((q, n_items), dtype=bool)

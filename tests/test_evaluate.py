@@ -55,7 +55,8 @@ def test_hourly_replay_goes_through_the_shared_train(log_csv, monkeypatch):
     assert set(out["summary"]) == {"trending", "als", "blend"}
     for metrics in out["summary"].values():
         assert 0 <= metrics["recall@20"] <= 1 and 0 <= metrics["ndcg@20"] <= 1
-        assert metrics["users"] > 0
+        assert set(metrics) == {"recall@20", "ndcg@20"}
+    assert all(n > 0 for n in out["requests"].values())
     assert out["tuning_days"] == ["2017-10-02"] and out["report_days"] == ["2017-10-03"]
     # Every day's papers are new: ALS can only rank them through the hourly fold-in of papers.
     assert out["summary"]["als"]["ndcg@20"] > 0

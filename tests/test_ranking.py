@@ -31,6 +31,7 @@ def catalogues(draw):
         personal_weight=draw(st.floats(0, 5)),
         history_half=draw(st.floats(0, 20)),
         trending_offset=draw(st.floats(0.01, 10)),
+        decorrelate=draw(st.booleans()),
     )
     n = draw(st.integers(1, 25))
     return users, history, items, has_factor, trend, csr_matrix(excluded), n, params

@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trending-k", type=int, default=defaults_b.trending_k)
     parser.add_argument("--personal-k", type=int, default=defaults_b.personal_k)
     parser.add_argument("--trending-offset", type=float, default=defaults_b.trending_offset)
+    parser.add_argument(
+        "--decorrelate", action="store_true", help="remove momentum's share of the ALS z-score"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (stderr)")
 
 
@@ -91,6 +94,7 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> evaluate.E
             personal_weight=args.personal_weight,
             history_half=args.history_half,
             trending_offset=args.trending_offset,
+            decorrelate=args.decorrelate,
         ),
         trending_half_life_h=half_life,
         max_days=args.max_days,
