@@ -192,6 +192,7 @@ def main() -> int:
         f"({len(latencies) / args.seconds:.0f}/s) by {args.processes} processes x "
         f"{args.threads} threads, {errors} errors"
     )
+    print(f"min    {latencies.min():7.2f} ms  (service time with no wait)")
     for q in (50, 90, 99, 99.9):
         print(f"p{q:<5} {np.percentile(latencies, q):7.2f} ms")
     print(f"max    {latencies.max():7.2f} ms")

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 K = 20
 EVAL_USERS = 5_000
 EVAL_CHUNK = 512
+TREND_WINDOW_HALF_LIVES = 10
 
 Progress = Callable[[str, float], None]
 
@@ -333,23 +334,37 @@ def evaluate(
     seed: int = 0,
     half_life_s: float = 48 * 3600.0,
 ) -> dict[str, Any]:
-    """recall@k and NDCG@k of ``model``, ``active`` and trending on events after ``split``."""
-    n_items = len(events.items)
+    """recall@k and NDCG@k of ``model``, ``active`` and trending on events after ``split``.
+
+    At most ``max_users`` users are scored: they are drawn first (from the readers of the
+    held-out slice), so only their events are sorted, not the whole log. Trending is summed
+    over the first reads of the last ``TREND_WINDOW_HALF_LIVES`` half-lives before ``split``
+    (older reads weigh less than 2**-10 each).
+    """
+    n_items = max(len(events.items), 1)
+    rng = np.random.default_rng(seed)
     read = events.kind != DISMISS
     before = events.ts < split
-    past = _pairs(events.user[before], events.item[before], n_items)
-    read_past = _pairs(events.user[before & read], events.item[before & read], n_items)
-    future = _pairs(events.user[~before & read], events.item[~before & read], n_items)
+    candidates = np.unique(events.user[~before & read])
+    if len(candidates) > 2 * max_users:  # some have no new paper: draw a margin
+        candidates = np.sort(rng.choice(candidates, 2 * max_users, replace=False))
+    mine = np.isin(events.user, candidates, kind="table") if len(candidates) else before & False
+    user, item = events.user[mine], events.item[mine]
+    was_before, was_read = before[mine], read[mine]
+    past = _pairs(user[was_before], item[was_before], n_items)
+    read_past = _pairs(user[was_before & was_read], item[was_before & was_read], n_items)
+    future = _pairs(user[~was_before & was_read], item[~was_before & was_read], n_items)
     fresh = np.setdiff1d(future, read_past, assume_unique=True)
     users = np.unique(fresh // n_items)
     if len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+        users = np.sort(rng.choice(users, max_users, replace=False))
     if len(users) == 0:
         return {"model": None, "active": None, "trending": None}
     relevant = _rows_csr(fresh, users, n_items)
     exclude = _rows_csr(past, users, n_items)
 
-    first_read = _first_read_ts(events, before & read)
+    window = before & read & (events.ts >= split - TREND_WINDOW_HALF_LIVES * half_life_s)
+    first_read = _first_read_ts(events, window)
     trend = np.bincount(
         first_read[0],
         weights=trending.increment(first_read[1], split, half_life_s),

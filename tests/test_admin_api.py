@@ -32,7 +32,7 @@ def queue(settings: Settings) -> Any:
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-def test_auth_matrix(client: Any, user: dict, method: str, path: str) -> None:
+def test_auth_matrix(client: Any, user: dict, queue: Any, method: str, path: str) -> None:
     call = getattr(client, method)
     missing = call(path)
     assert missing.status_code == 401

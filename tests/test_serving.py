@@ -252,3 +252,48 @@ def test_a_broken_new_version_keeps_the_old_one_serving(
     redis_client.hdel(keys.model(broken), "item_factors.0")  # a damaged write
     out = rec.recommend("user0", 5)
     assert out["model_version"] == trained["version"] and len(out["items"]) == 5
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_candidate_blend_equals_the_full_blend(seed: int) -> None:
+    """Serving's candidates-only evaluation gives ranking.trending_for_you's list."""
+    from recommender import ranking
+    from recommender.serving import blend_candidates
+
+    rng = np.random.default_rng(seed)
+    n, f = 3000, 8
+    factors = rng.standard_normal((n, f)).astype(np.float32)
+    factors[rng.random(n) < 0.1] = 0.0  # papers without factors
+    model = modelstore.StoredModel(
+        np.array([b"u"]),
+        np.array([f"p{i:05d}".encode() for i in range(n)]),
+        np.zeros((1, f), np.float32),
+        factors,
+        meta={"params": als.TrainParams(factors=f).as_dict(), "trained_at": 0.0},
+    )
+    snap = Snapshot.build(model)
+    trend = np.zeros(n)
+    hot_codes = rng.choice(n, 400, replace=False)
+    trend[hot_codes] = rng.random(400) * 50
+    hot_codes = hot_codes[np.argsort(-trend[hot_codes])]
+    excluded = rng.choice(n, 30, replace=False)
+    vector = rng.standard_normal(f).astype(np.float32)
+    params = ranking.BlendParams(trending_k=150, personal_k=60)
+    lone = np.zeros(n)  # one trending paper: the z-score falls back to every paper
+    lone[hot_codes[0]] = 3.0
+    cases = [
+        (12, vector, trend, hot_codes),
+        (0, None, trend, hot_codes),
+        (7, vector, lone, hot_codes[:1]),
+    ]
+    for history, user, trending_now, hot in cases:
+        full = ranking.trending_for_you(
+            user, history, factors, snap.has_factor, trending_now, excluded, 25, params
+        )
+        codes, scores, lifted = blend_candidates(
+            snap, user, history, hot, trending_now[hot], excluded, 25, params
+        )
+        assert codes.tolist() == [c for c, _, _ in full]
+        np.testing.assert_allclose(scores, [s for _, s, _ in full], rtol=1e-4, atol=1e-4)
+        if user is None:
+            assert not lifted.any()

@@ -55,6 +55,7 @@ def drop_queue(conn: Any, queue: Any) -> None:
         conn.delete(registry.key)
     queue.empty()
     queue.delete(delete_jobs=True)
+    conn.srem("rq:queues", queue.key)
     conn.close()
 
 
