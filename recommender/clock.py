@@ -82,7 +82,21 @@ def tick(
     job_id, created = jobs.trigger(conn, settings, job_id=nightly_job_id(settings, due), redis=data)
     if created:
         log.info("nightly training for %s enqueued as %s", _iso(due), job_id)
+        _enqueue_daily_email(conn, settings, due, job_id)
     return job_id
+
+
+def _enqueue_daily_email(
+    conn: redis_lib.Redis, settings: Settings, due: float, job_id: str
+) -> None:
+    """The daily email follows the nightly training (when this server sends email at all)."""
+    from recommender import digest
+
+    try:
+        digest.require_email(settings)
+    except digest.EmailDisabled:
+        return
+    digest.enqueue_digest(conn, settings, day=digest.today(due), after=job_id)
 
 
 def run(

@@ -632,15 +632,19 @@ def run_digest_job(settings: Settings, day: str | None = None) -> dict[str, Any]
         redis.close()
 
 
-def enqueue_digest(conn: Any, settings: Settings, day: str | None = None) -> tuple[str, bool]:
+def enqueue_digest(
+    conn: Any, settings: Settings, day: str | None = None, after: str | None = None
+) -> tuple[str, bool]:
     """Put ``day``'s send on the job queue: ``(job id, newly enqueued)``.
 
     ``conn`` is the queue's client (:func:`recommender.jobs.connect_queue`). A job of that day
     that is queued, running or finished is not enqueued again; one that failed is replaced, and
-    the new run resumes where it stopped.
+    the new run resumes where it stopped. With ``after`` (the nightly training's job id) the
+    send waits for that job to end, successfully or not: a failed or gated training still
+    leaves the active model to recommend from.
     """
     from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
+    from rq.job import Dependency, Job, JobStatus
 
     from recommender import jobs
 
@@ -664,6 +668,7 @@ def enqueue_digest(conn: Any, settings: Settings, day: str | None = None) -> tup
         failure_ttl=jobs.RESULT_TTL_S,
         description=f"send the daily email of {day}",
         meta={"progress": {"stage": "queued", "fraction": 0.0}},
+        depends_on=Dependency(jobs=[after], allow_failure=True) if after else None,
     )
     log.info("digest job %s enqueued", job_id)
     return job_id, True

@@ -303,3 +303,30 @@ def test_starttls_and_tls_with_login(
         controller.stop()
     assert logins == [(b"paperfeed", b"s3cret")]
     assert len(collector.to("reader1@example.org")) == 1
+
+
+def test_the_clock_sends_the_daily_email_after_the_nightly_training(
+    st: Any, mail_settings: Settings, mail_client: Any, mailbox: Any
+) -> None:
+    from recommender import clock
+
+    collector, _ = mailbox
+    subscriber(st, 1)
+    conn = jobs.connect_queue(mail_settings)
+    queue = jobs.train_queue(conn, mail_settings)
+    try:
+        train_id = clock.tick(conn, mail_settings, time.time(), redis=st.redis)
+        assert train_id is not None
+        due = clock.slot(mail_settings.nightly_cron, time.time())
+        digest_id = digest.digest_job_id(mail_settings, digest.today(due))
+        admin = {"Authorization": f"Bearer {mail_settings.admin_token}"}
+        waiting = mail_client.get(f"/v1/admin/jobs/{digest_id}", headers=admin).get_json()
+        assert waiting["status"] in ("deferred", "queued"), waiting  # after the training
+        SimpleWorker([queue], connection=conn).work(burst=True)
+        trained = mail_client.get(f"/v1/admin/jobs/{train_id}", headers=admin).get_json()
+        assert trained["status"] in ("finished", "failed"), trained
+        sent = mail_client.get(f"/v1/admin/jobs/{digest_id}", headers=admin).get_json()
+        assert sent["status"] == "finished", sent
+        assert [m["To"] for m in collector.messages] == ["reader1@example.org"]
+    finally:
+        drop_queue(conn, queue)
