@@ -140,3 +140,37 @@ def test_security_and_cors_headers(client, user):
         "/v1/trending", headers={"Origin": "moz-extension://0a1b2c3d-0000-4000-8000-123456789abc"}
     )
     assert "Access-Control-Allow-Origin" in firefox.headers
+
+
+def test_recommendations_degrade_to_the_last_list_during_an_outage(own_redis, prefix):
+    settings = Settings.from_env(
+        {},
+        redis_url=own_redis.url,
+        key_prefix=prefix,
+        rate_limit_enabled=False,
+        redis_timeout_s=0.5,
+    )
+    client = create_app(settings).test_client()
+    alice = client.post("/v1/users").get_json()
+    bob = client.post("/v1/users").get_json()
+    post(client, {"auth": {"Authorization": f"Bearer {bob['token']}"}}, event("arxiv:2401.00042"))
+    auth = {"Authorization": f"Bearer {alice['token']}"}
+    fresh = client.get("/v1/recommendations?limit=5", headers=auth).get_json()
+    assert [i["paper"]["id"] for i in fresh["items"]] == ["arxiv:2401.00042"]
+    assert not fresh.get("stale")
+
+    own_redis.stop()
+    stale = client.get("/v1/recommendations?limit=5", headers=auth)
+    assert stale.status_code == 200
+    assert stale.get_json()["stale"] is True
+    assert stale.get_json()["items"] == fresh["items"]
+    # a caller this process has not served, or another limit, gets the 503 problem
+    other = client.get(
+        "/v1/recommendations?limit=5", headers={"Authorization": f"Bearer {bob['token']}"}
+    )
+    assert other.status_code == 503 and "Retry-After" in other.headers
+    assert client.get("/v1/recommendations?limit=6", headers=auth).status_code == 503
+
+    own_redis.start()
+    again = client.get("/v1/recommendations?limit=5", headers=auth).get_json()
+    assert not again.get("stale")

@@ -6,14 +6,22 @@ at import) and kept in the app state; it swaps to a newly activated model by its
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
+from recommender.redisconn import UNAVAILABLE_ERRORS
 from recommender.serving import Recommender
-from server.auth import require_user
+from server.auth import bearer_token, require_user
 from server.schemas import PaperOut, ProblemOut
 from server.state import state
 
+log = logging.getLogger(__name__)
 blp = Blueprint("recommendations", __name__, url_prefix="/v1", description="Trending for you")
 
 
@@ -39,6 +47,13 @@ class RecommendationsOut(Schema):
         required=True, metadata={"description": "False: global trending (cold start)."}
     )
     model_version = fields.String(allow_none=True, required=True)
+    stale = fields.Boolean(
+        metadata={
+            "description": "True while the data store is unreachable: the last list served "
+            "to this token by this process, from `served_at` (Unix seconds)."
+        }
+    )
+    served_at = fields.Float()
 
 
 def recommender() -> Recommender:
@@ -58,5 +73,52 @@ def recommender() -> Recommender:
 @blp.alt_response(401, schema=ProblemOut, description="Missing or invalid token")
 @blp.alt_response(422, schema=ProblemOut, description="Bad limit")
 def get_recommendations(args: dict) -> dict:
-    """Papers trending now, ranked for the caller; what they opened or dismissed is left out."""
-    return recommender().recommend(require_user(), args["limit"])
+    """Papers trending now, ranked for the caller; what they opened or dismissed is left out.
+
+    While Redis is unreachable, a caller this process served recently gets that last list
+    again, marked ``stale``; anyone else gets the 503 problem.
+    """
+    cache = last_served()
+    key = (hashlib.sha256((bearer_token() or "").encode()).hexdigest(), args["limit"])
+    try:
+        answer = recommender().recommend(require_user(), args["limit"])
+    except UNAVAILABLE_ERRORS:
+        fallback = cache.get(key)
+        if fallback is None or time.time() - fallback["served_at"] > STALE_FOR_S:
+            raise
+        log.warning("redis unavailable: serving a stale list")
+        return {**fallback, "stale": True}
+    cache.put(key, {**answer, "served_at": time.time()})
+    return answer
+
+
+STALE_FOR_S = 6 * 3600
+"""The longest a stale list is served during an outage."""
+
+
+class LastServed:
+    """The last answer per (token digest, limit), bounded, oldest evicted first; thread-safe."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, int], dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> dict | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: tuple[str, int], value: dict) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def last_served() -> LastServed:
+    st = state()
+    found = st.extras.get("last_served")
+    if found is None:
+        found = st.extras["last_served"] = LastServed()
+    return found
