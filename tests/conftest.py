@@ -15,6 +15,9 @@ import pytest
 from recommender.redisconn import connect
 from recommender.settings import Settings
 
+# the SMTP server (aiosmtpd) and mail-settings fixtures, for every test module
+pytest_plugins = ["tests.mailbox"]
+
 TEST_REDIS_URL = os.environ.get("PAPERFEED_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 

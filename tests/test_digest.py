@@ -21,7 +21,6 @@ from tests.test_email import link_in
 from tests.test_training_job import drop_queue
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.mailbox"]  # the SMTP server and mail settings fixtures
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> Hostile & Co'
 PAPERS = [

@@ -16,7 +16,6 @@ from recommender.settings import Settings, SettingsError
 from tests.helpers import keys_under, mentions
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.mailbox"]  # the SMTP server and mail settings fixtures
 
 ADDRESS = "ada@example.org"
 

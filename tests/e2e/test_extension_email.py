@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.mailbox import SECRET, mailbox  # noqa: F401 - the fixture is used by name
+from tests.mailbox import SECRET
 
 from .conftest import REDIS_URL, ApiServer, Browser, wait_until
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def api(e2e_prefix: str, redis_conn: Any, mailbox: Any) -> Iterator[ApiServer]:  # noqa: F811
+def api(e2e_prefix: str, redis_conn: Any, mailbox: Any) -> Iterator[ApiServer]:
     from recommender.settings import Settings
     from server.app import create_app
 
@@ -43,7 +43,7 @@ def api(e2e_prefix: str, redis_conn: Any, mailbox: Any) -> Iterator[ApiServer]: 
 def test_subscribe_confirm_and_stop_from_the_options_page(
     browser: Browser,
     api: ApiServer,
-    mailbox: Any,  # noqa: F811
+    mailbox: Any,
 ) -> None:
     collector, _ = mailbox
     auth = browser.consent()

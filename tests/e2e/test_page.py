@@ -14,7 +14,6 @@ import pytest
 from .conftest import REDIS_URL, REPO, ApiServer, find_chromium
 
 pytestmark = pytest.mark.e2e
-pytest_plugins = ["tests.mailbox"]  # the SMTP server for the email pages
 
 SEED = REPO.parent / "shared" / "data" / "seed-trending-papers" / "trending-papers.txt"
 HOSTILE = [
