@@ -1,0 +1,102 @@
+"""The job worker and the clock survive a Redis outage, and the nightly training runs once
+Redis is back (real processes, a real Redis stopped and restarted on its AOF)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from recommender.keys import Keys
+from recommender.redisconn import connect
+from recommender.settings import Settings
+from recommender.store import Event, EventStore
+from server.embedded_redis import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def last_success(redis, keys) -> float:
+    value = redis.get(keys.train_last_success())
+    return float(value) if value else 0.0
+
+
+def wait_for(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_worker_and_clock_survive_an_outage_and_train_after_it(tmp_path):
+    server = EmbeddedRedis(tmp_path, port=free_port())
+    server.start()
+    prefix = f"pftest-{uuid.uuid4().hex[:8]}"
+    settings = Settings.from_env({}, redis_url=server.url, key_prefix=prefix)
+    keys = Keys(prefix)
+    redis = connect(server.url, timeout_s=2)
+    store = EventStore(redis, settings, keys)
+    now = int(time.time())
+    for u in range(30):  # two reading communities, enough for a model
+        events = [
+            Event(
+                id=str(uuid.uuid4()),
+                kind="open",
+                paper_id=f"arxiv:2401.{(u % 2) * 50 + p + 1:05d}",
+                ts=now - 3 * 86400 + u * 60 + p,
+                site="arxiv.org",
+            )
+            for p in range(8)
+        ]
+        store.ingest(f"user{u:03d}", events)
+    env = {
+        **os.environ,
+        "REDIS_URL": server.url,
+        "PAPERFEED_KEY_PREFIX": prefix,
+        "PAPERFEED_NIGHTLY_CRON": "* * * * *",
+        "PAPERFEED_LOG_LEVEL": "WARNING",
+        "PAPERFEED_REDIS_TIMEOUT_S": "1",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "server.cli", role],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for role in ("worker", "clock")
+    ]
+    try:
+        wait_for(lambda: last_success(redis, keys) > 0, 90, "the first training (catch-up)")
+        first = last_success(redis, keys)
+
+        server.stop()
+        time.sleep(8)  # the clock ticks and the worker polls against a dead Redis
+        assert [p.poll() for p in procs] == [None, None], "a process died during the outage"
+
+        server.start()  # same port and data directory
+        redis = connect(server.url, timeout_s=2)
+        wait_for(lambda: last_success(redis, keys) > first, 150, "a training after the outage")
+        assert [p.poll() for p in procs] == [None, None]
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        server.stop()
