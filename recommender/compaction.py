@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import redis as redis_lib
 from numpy.typing import NDArray
+from redis.cluster import RedisCluster
 
 from recommender.keys import Keys
 from recommender.modelstore import binary, read_arrays, write_arrays
@@ -271,7 +272,7 @@ def read_tail(
     """
     raw = binary(redis)
     manifest = _read_manifest(raw, keys) or _empty_manifest()
-    reader = redis_lib.Redis(connection_pool=raw.connection_pool)
+    reader = _flat_reader(raw)
     reader.set_response_callback("XRANGE", lambda response, **_: response)
     parts: list[tuple[Any, ...]] = []
     for partition in range(keys.partitions):
@@ -319,7 +320,7 @@ def _read_new(
     total = max(sum(lengths), 1)
     done = 0
     # XRANGE replies are kept as flat lists: redis-py's dict-per-entry parsing dominates otherwise
-    reader = redis_lib.Redis(connection_pool=raw.connection_pool)
+    reader = _flat_reader(raw)
     reader.set_response_callback("XRANGE", lambda response, **_: response)
     for partition in range(keys.partitions):
         stream = keys.stream(partition)
@@ -353,10 +354,27 @@ def _read_new(
     return _bytes_array(user_list), _bytes_array(item_list), rows, last_ids
 
 
+def _flat_reader(raw: Any) -> Any:
+    """A second client on ``raw``'s server(s) whose XRANGE replies can be left unparsed."""
+    if isinstance(raw, RedisCluster):
+        node = raw.get_default_node() or raw.get_nodes()[0]
+        options = raw.nodes_manager.connection_kwargs
+        return RedisCluster(
+            host=node.host,
+            port=node.port,
+            decode_responses=False,
+            socket_timeout=options.get("socket_timeout"),
+            socket_connect_timeout=options.get("socket_connect_timeout"),
+        )
+    return redis_lib.Redis(connection_pool=raw.connection_pool)
+
+
 def _parse_page(
     reply: list[Any],
 ) -> tuple[NDArray[np.bytes_], NDArray[np.bytes_], NDArray[np.int8], NDArray[np.int64]]:
     """(user ids, paper ids, kind codes (-1: unknown), timestamps) of one XRANGE page."""
+    if isinstance(reply[0][1], dict):  # a Cluster's nodes parse entries into dicts
+        reply = [(eid, [x for kv in fields.items() for x in kv]) for eid, fields in reply]
     width = len(reply[0][1])
     if all(len(entry[1]) == width for entry in reply):
         table = np.array([entry[1] for entry in reply], dtype=object)
@@ -480,7 +498,7 @@ def _swap_manifest(
     written: list[str],
 ) -> None:
     """Replace the manifest in one SET; then delete the blobs only the old one named."""
-    with raw.pipeline() as pipe:
+    with raw.pipeline(transaction=True) as pipe:
         pipe.watch(keys.compact_manifest())
         current = pipe.get(keys.compact_manifest())
         if (json.loads(current) if current else None) != old:

@@ -104,57 +104,59 @@ class Keys:
         return f"{self.prefix}:{{trending}}:epoch{suffix}"
 
     # -- models and jobs (recommender) ----------------------------------------------------
+    # Each family shares one hash tag ({compact}, {models}, {train}) because its updates are
+    # transactions over several of its keys; on a Cluster each family lives on one node.
     def ns(self, *parts: str) -> str:
         """A key under the prefix for the recommender's own namespaces (models, jobs, locks)."""
         return ":".join((self.prefix, *parts))
 
     def compact_manifest(self) -> str:
         """String (JSON): the compacted event arrays' segments, vocabulary and stream offsets."""
-        return f"{self.prefix}:compact:manifest"
+        return f"{self.prefix}:{{compact}}:manifest"
 
     def compact_blob(self, blob_id: str) -> str:
         """Hash: one compacted segment's or vocabulary's numpy arrays, chunked."""
-        return f"{self.prefix}:compact:blob:{blob_id}"
+        return f"{self.prefix}:{{compact}}:blob:{blob_id}"
 
     def compact_pending(self) -> str:
         """Set: blob keys written by a compaction that has not yet swapped its manifest."""
-        return f"{self.prefix}:compact:pending"
+        return f"{self.prefix}:{{compact}}:pending"
 
     def compact_tombstones(self) -> str:
         """Set: erased user ids the next compaction must drop from the compacted arrays."""
-        return f"{self.prefix}:compact:tombstones"
+        return f"{self.prefix}:{{compact}}:tombstones"
 
     def compact_lock(self) -> str:
         """String: the lock that keeps compactions single-flight."""
-        return f"{self.prefix}:compact:lock"
+        return f"{self.prefix}:{{compact}}:lock"
 
     def model(self, version: str) -> str:
         """Hash: one model version (metadata JSON plus chunked numpy arrays)."""
-        return f"{self.prefix}:model:{version}"
+        return f"{self.prefix}:{{models}}:model:{version}"
 
     def model_versions(self) -> str:
         """Sorted set: model version -> time it was stored."""
-        return f"{self.prefix}:models"
+        return f"{self.prefix}:{{models}}:versions"
 
     def model_active(self) -> str:
         """String: the model version that serving uses (one SET flips it)."""
-        return f"{self.prefix}:models:active"
+        return f"{self.prefix}:{{models}}:active"
 
     def model_fresh_items(self, version: str) -> str:
         """Hash: vectors of papers first seen after the version was trained (chunked arrays)."""
-        return f"{self.prefix}:model:{version}:fresh"
+        return f"{self.prefix}:{{models}}:model:{version}:fresh"
 
     def train_lock(self) -> str:
         """String: the single-flight training lock (held with an expiry, renewed while running)."""
-        return f"{self.prefix}:train:lock"
+        return f"{self.prefix}:{{train}}:lock"
 
     def train_job(self) -> str:
         """String: the id of the training job that holds or is about to hold the lock."""
-        return f"{self.prefix}:train:job"
+        return f"{self.prefix}:{{train}}:job"
 
     def train_last_success(self) -> str:
         """String: Unix time of the last successful training run (the clock's catch-up)."""
-        return f"{self.prefix}:train:last_success"
+        return f"{self.prefix}:{{train}}:last_success"
 
     def train_queue(self) -> str:
         """The RQ queue name of training jobs (RQ keeps its own key names)."""

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import redis as redis_lib
 from numpy.typing import NDArray
+from redis.cluster import RedisCluster
 
 from recommender.keys import Keys
 
@@ -56,6 +57,19 @@ def binary(redis: redis_lib.Redis) -> redis_lib.Redis:
     """
     if not redis.get_encoder().decode_responses:
         return redis
+    if isinstance(redis, RedisCluster):
+        found = _BINARY.get(redis)
+        if found is None:
+            node = redis.get_default_node() or redis.get_nodes()[0]
+            options = redis.nodes_manager.connection_kwargs
+            found = _BINARY[redis] = RedisCluster(
+                host=node.host,
+                port=node.port,
+                decode_responses=False,
+                socket_timeout=options.get("socket_timeout"),
+                socket_connect_timeout=options.get("socket_connect_timeout"),
+            )
+        return found
     source = redis.connection_pool
     found = _BINARY.get(source)
     if found is None:
@@ -253,7 +267,7 @@ def store(
 
 def activate(redis: redis_lib.Redis, keys: Keys, version: str) -> None:
     """Make ``version`` the active model (rollback or roll forward); ModelNotFound if absent."""
-    with redis.pipeline() as pipe:
+    with redis.pipeline(transaction=True) as pipe:
         # WATCH: a concurrent prune deleting this version makes the transaction fail, not half-work
         pipe.watch(keys.model(version))
         if not pipe.hexists(keys.model(version), _META):

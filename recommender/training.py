@@ -111,7 +111,7 @@ def training_lock(redis: redis_lib.Redis, keys: Keys, ttl_s: float, job_id: str)
         stop.set()
         renewer.join()
         # compare-and-delete: only our own job id, in case the key was taken over
-        with redis.pipeline() as pipe:
+        with redis.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(keys.train_job())
                 current = pipe.get(keys.train_job())

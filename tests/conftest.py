@@ -19,6 +19,8 @@ from recommender.settings import Settings
 pytest_plugins = ["tests.mailbox"]
 
 TEST_REDIS_URL = os.environ.get("PAPERFEED_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# RQ needs a single Redis: against a Cluster the job queue lives on its own URL
+TEST_QUEUE_REDIS_URL = os.environ.get("PAPERFEED_TEST_QUEUE_REDIS_URL") or None
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
@@ -53,6 +55,7 @@ def settings(prefix: str) -> Settings:
     return Settings.from_env(
         {},
         redis_url=TEST_REDIS_URL,
+        queue_redis_url=TEST_QUEUE_REDIS_URL,
         key_prefix=prefix,
         rate_limit_enabled=False,
         admin_token="admin-secret-for-tests",

@@ -14,6 +14,8 @@ from recommender.keys import Keys
 from recommender.settings import Settings
 from tests.test_training_job import drop_queue, fill_two_communities
 
+pytestmark = pytest.mark.integration
+
 ADMIN = {"Authorization": "Bearer admin-secret-for-tests"}
 ROUTES = [
     ("post", "/v1/admin/retrain"),

@@ -11,6 +11,8 @@ from recommender import compaction
 from recommender.compaction import KINDS
 from recommender.keys import Keys
 
+pytestmark = pytest.mark.integration
+
 NOW = 1_800_000_000
 DAY = 86400
 

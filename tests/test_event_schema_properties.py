@@ -89,4 +89,4 @@ def test_any_batch_is_202_or_a_precise_422(client, user, redis_client, prefix, b
 
 def test_both_outcomes_were_generated():
     # runs after the property in file order: the generator really produced both kinds
-    assert OUTCOMES == {202, 422}
+    assert {202, 422} == OUTCOMES

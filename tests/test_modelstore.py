@@ -12,6 +12,8 @@ from recommender import modelstore
 from recommender.keys import Keys
 from recommender.modelstore import StoredModel
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def keys(prefix: str) -> Keys:

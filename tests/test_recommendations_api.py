@@ -13,6 +13,8 @@ from recommender import training
 from recommender.settings import Settings
 from tests.helpers import event, post
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:

@@ -18,6 +18,8 @@ from recommender.serving import Recommender, Snapshot
 from recommender.settings import Settings
 from recommender.store import Event, EventStore
 
+pytestmark = pytest.mark.integration
+
 DAY = 86400
 GROUPS = 2
 PAPERS = 40  # even papers belong to group 0, odd ones to group 1

@@ -16,6 +16,8 @@ from recommender import als, clock, jobs, modelstore, training
 from recommender.keys import Keys
 from recommender.settings import Settings
 
+pytestmark = pytest.mark.integration
+
 NOW = 1_800_000_000
 DAY = 86400
 
@@ -161,9 +163,9 @@ def test_second_trigger_returns_the_queued_job(redis_client: Any, train_settings
     conn = jobs.connect_queue(train_settings)
     queue = jobs.train_queue(conn, train_settings)
     try:
-        first, created = jobs.trigger(conn, train_settings)
+        first, created = jobs.trigger(conn, train_settings, redis=redis_client)
         assert created
-        again, created_again = jobs.trigger(conn, train_settings)
+        again, created_again = jobs.trigger(conn, train_settings, redis=redis_client)
         assert (again, created_again) == (first, False)
         assert jobs.job_status(conn, first)["status"] == "queued"
         assert jobs.job_status(conn, "no-such-job") is None
@@ -177,7 +179,10 @@ def test_trigger_while_foreground_run_holds_the_lock(
     conn = jobs.connect_queue(train_settings)
     try:
         with training.training_lock(redis_client, keys, 30, "cli-foreground"):
-            assert jobs.trigger(conn, train_settings) == ("cli-foreground", False)
+            assert jobs.trigger(conn, train_settings, redis=redis_client) == (
+                "cli-foreground",
+                False,
+            )
     finally:
         conn.close()
 
@@ -190,7 +195,7 @@ def test_job_runs_on_a_worker_with_progress_and_result(
     queue = jobs.train_queue(conn, train_settings)
     try:
         job_id = f"{train_settings.key_prefix}-train-test-1"
-        jobs.trigger(conn, train_settings, job_id=job_id)
+        jobs.trigger(conn, train_settings, job_id=job_id, redis=redis_client)
         SimpleWorker([queue], connection=conn).work(burst=True)
         status = jobs.job_status(conn, job_id)
         assert status["status"] == "finished", status
@@ -199,7 +204,10 @@ def test_job_runs_on_a_worker_with_progress_and_result(
         assert status["progress"] == {"stage": "done", "fraction": 1.0}
         assert modelstore.active_version(redis_client, keys) == status["result"]["version"]
         # the same deterministic id is never enqueued twice
-        assert jobs.trigger(conn, train_settings, job_id=job_id) == (job_id, False)
+        assert jobs.trigger(conn, train_settings, job_id=job_id, redis=redis_client) == (
+            job_id,
+            False,
+        )
         assert not redis_client.exists(keys.train_job())
     finally:
         drop_queue(conn, queue)
@@ -209,12 +217,12 @@ def test_failed_job_reports_its_error(redis_client: Any, train_settings: Setting
     conn = jobs.connect_queue(train_settings)  # no events at all: the training fails
     queue = jobs.train_queue(conn, train_settings)
     try:
-        job_id, _ = jobs.trigger(conn, train_settings)
+        job_id, _ = jobs.trigger(conn, train_settings, redis=redis_client)
         SimpleWorker([queue], connection=conn).work(burst=True)
         status = jobs.job_status(conn, job_id)
         assert status["status"] == "failed"
         assert "no events" in status["error"]
-        again, created = jobs.trigger(conn, train_settings)
+        again, created = jobs.trigger(conn, train_settings, redis=redis_client)
         assert created and again != job_id  # a dead job does not block the next one
     finally:
         drop_queue(conn, queue)
@@ -235,19 +243,23 @@ def test_clock_catches_up_a_missed_night_once(
     try:
         redis_client.set(keys.train_last_success(), utc(2026, 11, 26, 3, 5))
         # 02:59 on the 27th: the 26th's run happened, the 27th's is not due yet
-        assert clock.tick(conn, train_settings, utc(2026, 11, 27, 2, 59)) is None
+        assert (
+            clock.tick(conn, train_settings, utc(2026, 11, 27, 2, 59), redis=redis_client) is None
+        )
         # the clock was down over the night of the 28th and starts at 09:00: catch up now
-        started = clock.tick(conn, train_settings, utc(2026, 11, 28, 9, 0))
+        started = clock.tick(conn, train_settings, utc(2026, 11, 28, 9, 0), redis=redis_client)
         assert started == f"{train_settings.key_prefix}-nightly-20261128T0300Z"
         # a restart (or a second clock) in the same slot does not enqueue again
-        assert clock.tick(conn, train_settings, utc(2026, 11, 28, 9, 1)) == started
+        assert (
+            clock.tick(conn, train_settings, utc(2026, 11, 28, 9, 1), redis=redis_client) == started
+        )
         assert queue.count == 1
         # the run succeeded: nothing until the next night
         queue.empty()
         redis_client.delete(keys.train_job())
         redis_client.set(keys.train_last_success(), utc(2026, 11, 28, 9, 30))
-        assert clock.tick(conn, train_settings, utc(2026, 11, 29, 2, 0)) is None
-        nxt = clock.tick(conn, train_settings, utc(2026, 11, 29, 3, 0))
+        assert clock.tick(conn, train_settings, utc(2026, 11, 29, 2, 0), redis=redis_client) is None
+        nxt = clock.tick(conn, train_settings, utc(2026, 11, 29, 3, 0), redis=redis_client)
         assert nxt == f"{train_settings.key_prefix}-nightly-20261129T0300Z"
     finally:
         drop_queue(conn, queue)
@@ -274,7 +286,7 @@ def test_clock_loop_ticks_at_start_and_stops(
         return utc(2026, 11, 28, 9, 0)
 
     try:
-        clock.run(conn, train_settings, clock=fake_clock, stop=stop)
+        clock.run(conn, train_settings, clock=fake_clock, stop=stop, redis=redis_client)
         assert queue.count == 1  # the start-up catch-up (no success recorded yet)
     finally:
         drop_queue(conn, queue)
