@@ -38,6 +38,7 @@ from redis.cluster import RedisCluster
 
 from recommender.keys import Keys
 from recommender.modelstore import binary, read_arrays, write_arrays
+from recommender.redisconn import bytes_client
 
 log = logging.getLogger(__name__)
 
@@ -357,15 +358,7 @@ def _read_new(
 def _flat_reader(raw: Any) -> Any:
     """A second client on ``raw``'s server(s) whose XRANGE replies can be left unparsed."""
     if isinstance(raw, RedisCluster):
-        node = raw.get_default_node() or raw.get_nodes()[0]
-        options = raw.nodes_manager.connection_kwargs
-        return RedisCluster(
-            host=node.host,
-            port=node.port,
-            decode_responses=False,
-            socket_timeout=options.get("socket_timeout"),
-            socket_connect_timeout=options.get("socket_connect_timeout"),
-        )
+        return bytes_client(raw)
     return redis_lib.Redis(connection_pool=raw.connection_pool)
 
 

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from redis.cluster import RedisCluster
 
 from recommender.keys import Keys
+from recommender.redisconn import bytes_client
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +54,14 @@ _BINARY: weakref.WeakKeyDictionary[Any, redis_lib.Redis] = weakref.WeakKeyDictio
 def binary(redis: redis_lib.Redis) -> redis_lib.Redis:
     """The same server as ``redis``, replying raw bytes (binary fields must not be decoded).
 
-    One such client per connection pool, kept as long as the pool lives.
+    One such client per client (or connection pool), kept as long as that lives.
     """
     if not redis.get_encoder().decode_responses:
         return redis
-    if isinstance(redis, RedisCluster):
-        found = _BINARY.get(redis)
-        if found is None:
-            node = redis.get_default_node() or redis.get_nodes()[0]
-            options = redis.nodes_manager.connection_kwargs
-            found = _BINARY[redis] = RedisCluster(
-                host=node.host,
-                port=node.port,
-                decode_responses=False,
-                socket_timeout=options.get("socket_timeout"),
-                socket_connect_timeout=options.get("socket_connect_timeout"),
-            )
-        return found
-    source = redis.connection_pool
-    found = _BINARY.get(source)
+    owner = redis if isinstance(redis, RedisCluster) else redis.connection_pool
+    found = _BINARY.get(owner)
     if found is None:
-        kwargs = dict(source.connection_kwargs)
-        kwargs["decode_responses"] = False
-        pool = source.__class__(connection_class=source.connection_class, **kwargs)
-        found = _BINARY[source] = redis_lib.Redis(connection_pool=pool)
+        found = _BINARY[owner] = bytes_client(redis)
     return found
 
 

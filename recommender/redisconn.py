@@ -41,3 +41,21 @@ def connect(url: str, timeout_s: float = 2.0, decode_responses: bool = True) -> 
         plain = url.replace("+cluster", "", 1)
         return RedisCluster.from_url(plain, **options)
     return redis.Redis.from_url(url, retry_on_timeout=False, **options)
+
+
+def bytes_client(client: Any) -> Any:
+    """A new client on ``client``'s server (or Cluster) that replies raw bytes, same timeouts."""
+    if isinstance(client, RedisCluster):
+        node = client.get_default_node() or client.get_nodes()[0]
+        options = client.nodes_manager.connection_kwargs
+        return RedisCluster(
+            host=node.host,
+            port=node.port,
+            decode_responses=False,
+            socket_timeout=options.get("socket_timeout"),
+            socket_connect_timeout=options.get("socket_connect_timeout"),
+        )
+    source = client.connection_pool
+    kwargs = {**source.connection_kwargs, "decode_responses": False}
+    pool = source.__class__(connection_class=source.connection_class, **kwargs)
+    return redis.Redis(connection_pool=pool)
