@@ -33,7 +33,6 @@ from recommender.settings import Settings
 
 KINDS = ("open", "click", "dismiss")
 READ_KINDS = ("open", "click")
-CATALOGUE_TEXT_FIELDS = ("title", "url", "abstract", "authors")
 # A paper's public text is set by its first reader; later readers who send different text
 # replace it only when this many distinct readers agree on the new version.
 METADATA_QUORUM = 3
@@ -286,11 +285,12 @@ class EventStore:
             )
         pipe.zadd(k.papers(), {pid: paper["ts"] for pid, paper in per_paper.items()}, nx=True)
         if new_readers:
-            self._queue_trending(pipe, new_readers, sign=1)
+            self.queue_readers(pipe, new_readers, sign=1)
         pipe.execute()
 
-    def _queue_trending(self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int) -> None:
-        """Add (or, with ``sign=-1``, take back) readers in every trending window."""
+    def queue_readers(self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int) -> None:
+        """Queue on ``pipe``: add (or, with ``sign=-1``, take back) ``(paper, first-read time)``
+        readers in every trending window. Also used to seed a demo catalogue."""
         k = self.keys
         pairs: list[Any] = []
         for paper_id, ts in readers:
@@ -472,7 +472,7 @@ class EventStore:
             claim_keys = [k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)]
             self._script(self._unclaim, claim_keys, [user_id], pipe)
         if readers:
-            self._queue_trending(pipe, readers, sign=-1)
+            self.queue_readers(pipe, readers, sign=-1)
         for key in k.user_keys(user_id):  # one by one: a Cluster pipeline deletes one key a call
             pipe.delete(key)
         pipe.zrem(k.users(), user_id)

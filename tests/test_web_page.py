@@ -107,7 +107,7 @@ def test_rising_badge(app: Any, client: Any) -> None:
     now = time.time()
     pid = demo_id("Hot today")
     import_rows(store, iter([{"title": "Hot today"}]), readers=0)
-    store._queue_trending(
+    store.queue_readers(
         pipe := store.redis.pipeline(transaction=False), [(pid, int(now))] * 6, sign=1
     )
     pipe.execute()

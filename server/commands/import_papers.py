@@ -103,7 +103,7 @@ def import_rows(
         if len(pipe) > 5000:
             pipe.execute()
     if synthetic:
-        store._queue_trending(pipe, synthetic, sign=1)
+        store.queue_readers(pipe, synthetic, sign=1)
     pipe.execute()
     return count
 

@@ -65,7 +65,7 @@ def serve_catalogue(prefix: str, hostile: bool) -> ApiServer:
         import_rows(store, iter(HOSTILE), readers=9)  # more readers: on the first page
     import_rows(store, iter([RISING]), readers=0)
     pipe = store.redis.pipeline(transaction=False)
-    store._queue_trending(pipe, [(RISING["id"], int(time.time()) - 60)] * 12, sign=1)
+    store.queue_readers(pipe, [(RISING["id"], int(time.time()) - 60)] * 12, sign=1)
     pipe.execute()
     server = ApiServer(app)
     server.start()
