@@ -338,10 +338,12 @@ class EventStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrevrange(k.trending(window), offset, offset + limit - 1, withscores=True)
         pipe.zcard(k.trending(window))
-        rows, total = pipe.execute()
+        self._queue_epochs(pipe)
+        rows, total, epochs = pipe.execute()
+        epochs = self._epochs(epochs)
         ids = [pid for pid, _ in rows]
-        scores = self._decayed(window, [s for _, s in rows], now)
-        rising = self.rising(ids, now)
+        scores = self._decayed(window, [s for _, s in rows], now, epochs)
+        rising = self._rising(ids, now, epochs)
         papers = self.papers(ids)
         items = [
             {"paper": paper or {"id": pid}, "score": float(score), "rising": up}
@@ -349,31 +351,35 @@ class EventStore:
         ]
         return items, int(total)
 
-    def _epochs(self) -> dict[str, float]:
+    def _queue_epochs(self, pipe: Any) -> None:
+        """Queue one read of every window's epoch (one slot: ``{trending}``)."""
+        pipe.mget([self.keys.trending_epoch(w) for w in self.settings.trending_windows])
+
+    def _epochs(self, values: Sequence[str | None]) -> dict[str, float]:
+        """The epochs :meth:`_queue_epochs` read, by window."""
         windows = list(self.settings.trending_windows)
-        values = self.redis.mget([self.keys.trending_epoch(w) for w in windows])  # one slot
         return {
             w: float(v) if v else trending.DEFAULT_EPOCH
             for w, v in zip(windows, values, strict=True)
         }
 
-    def _decayed(self, window: str, raw: Sequence[float], now: float) -> list[float]:
-        epoch = self._epochs()[window]
+    def _decayed(
+        self, window: str, raw: Sequence[float], now: float, epochs: dict[str, float]
+    ) -> list[float]:
         half_life = self.settings.trending_windows[window]
-        return [float(x) for x in trending.to_now(raw, now, epoch, half_life)]
+        return [float(x) for x in trending.to_now(raw, now, epochs[window], half_life)]
 
-    def rising(self, paper_ids: Sequence[str], now: float | None = None) -> list[bool]:
+    def _rising(self, paper_ids: Sequence[str], now: float, epochs: dict[str, float]) -> list[bool]:
         """Whether each paper's readers arrive faster today than on average this week."""
         if not paper_ids:
             return []
-        now = time.time() if now is None else now
         k = self.keys
         pipe = self.redis.pipeline(transaction=False)
         pipe.zmscore(k.trending("day"), list(paper_ids))
         pipe.zmscore(k.trending("week"), list(paper_ids))
         day_raw, week_raw = pipe.execute()
-        day = self._decayed("day", [x or 0.0 for x in day_raw], now)
-        week = self._decayed("week", [x or 0.0 for x in week_raw], now)
+        day = self._decayed("day", [x or 0.0 for x in day_raw], now, epochs)
+        week = self._decayed("week", [x or 0.0 for x in week_raw], now, epochs)
         windows = self.settings.trending_windows
         out = []
         for d, w in zip(day, week, strict=True):
@@ -381,15 +387,6 @@ class EventStore:
             week_rate = w / windows["week"]
             out.append(d >= 1.0 and day_rate > RISING_RATIO * week_rate)
         return out
-
-    def trending_scores(
-        self, limit: int, now: float | None = None, window: str = "main"
-    ) -> dict[str, float]:
-        """Top ``limit`` papers by decayed readers (no catalogue look-up): id -> score."""
-        now = time.time() if now is None else now
-        rows = self.redis.zrevrange(self.keys.trending(window), 0, limit - 1, withscores=True)
-        decayed = self._decayed(window, [s for _, s in rows], now)
-        return {pid: s for (pid, _), s in zip(rows, decayed, strict=True)}
 
     def user_events(self, user_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The user's events from the log, newest first (all of them when ``limit`` is None)."""
