@@ -234,16 +234,7 @@ def fold_in_users(model: Model, user_item_rows: csr_matrix) -> NDArray[np.float3
     ndarray of float32 (k, factors)
         An empty row gives a zero vector.
     """
-    rows = csr_matrix(user_item_rows, dtype=np.float32)
-    n_items = model.item_factors.shape[0]
-    if rows.shape[1] != n_items:
-        raise ValueError(f"user_item_rows must have {n_items} columns, got {rows.shape[1]}")
-    if rows.shape[0] == 0:
-        return np.zeros((0, model.item_factors.shape[1]), dtype=np.float32)
-    with threadpool_limits(1, "blas"):
-        solver = _fitted_solver(model, model.user_factors, model.item_factors)
-        vectors = solver.recalculate_user(np.arange(rows.shape[0]), rows)
-    return np.asarray(vectors, dtype=np.float32).reshape(rows.shape[0], -1)
+    return _fold_in(model, user_item_rows, "user_item_rows", users=True)
 
 
 def fold_in_items(model: Model, item_user_cols: csr_matrix) -> NDArray[np.float32]:
@@ -260,16 +251,22 @@ def fold_in_items(model: Model, item_user_cols: csr_matrix) -> NDArray[np.float3
     ndarray of float32 (k, factors)
         A paper none of the model's users read gets a zero vector.
     """
-    cols = csr_matrix(item_user_cols, dtype=np.float32)
-    n_users = model.user_factors.shape[0]
-    if cols.shape[1] != n_users:
-        raise ValueError(f"item_user_cols must have {n_users} columns, got {cols.shape[1]}")
-    if cols.shape[0] == 0:
-        return np.zeros((0, model.user_factors.shape[1]), dtype=np.float32)
+    return _fold_in(model, item_user_cols, "item_user_cols", users=False)
+
+
+def _fold_in(model: Model, rows: csr_matrix, name: str, users: bool) -> NDArray[np.float32]:
+    """One least-squares solve per row against the other side's fixed factors."""
+    rows = csr_matrix(rows, dtype=np.float32)
+    fixed = model.item_factors if users else model.user_factors
+    if rows.shape[1] != fixed.shape[0]:
+        raise ValueError(f"{name} must have {fixed.shape[0]} columns, got {rows.shape[1]}")
+    if rows.shape[0] == 0:
+        return np.zeros((0, fixed.shape[1]), dtype=np.float32)
     with threadpool_limits(1, "blas"):
         solver = _fitted_solver(model, model.user_factors, model.item_factors)
-        vectors = solver.recalculate_item(np.arange(cols.shape[0]), cols)
-    return np.asarray(vectors, dtype=np.float32).reshape(cols.shape[0], -1)
+        recalculate = solver.recalculate_user if users else solver.recalculate_item
+        vectors = recalculate(np.arange(rows.shape[0]), rows)
+    return np.asarray(vectors, dtype=np.float32).reshape(rows.shape[0], -1)
 
 
 def explain(model: Model, history: csr_matrix, item: int) -> tuple[int, float] | None:
