@@ -34,7 +34,7 @@ HOST = validate.Regexp(
 
 
 # Hot papers arrive over and over: canonicalise each distinct string once per process.
-_canonical = functools.lru_cache(maxsize=65_536)(canonical_paper_id)
+_canonical_id = functools.lru_cache(maxsize=65_536)(canonical_paper_id)
 
 
 def _settings() -> Any:
@@ -65,15 +65,15 @@ class PaperIn(StrictSchema):
         canonical = {}
         for name in ("id", "url"):
             if name in data:
-                canonical[name] = _canonical(data[name])
+                canonical[name] = _canonical_id(data[name])
                 if canonical[name] is None:
                     raise ValidationError(f"not a recognised paper {name}", name)
         if len(set(canonical.values())) > 1:
             raise ValidationError("id and url name different papers", "url")
 
     @post_load
-    def _canonical(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        data["canonical_id"] = _canonical(data.get("id") or data["url"])  # cached
+    def _with_canonical_id(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["canonical_id"] = _canonical_id(data.get("id") or data["url"])
         return data
 
 
