@@ -339,7 +339,7 @@ class EventStore:
         pipe.zrevrange(k.trending(window), offset, offset + limit - 1, withscores=True)
         pipe.zcard(k.trending(window))
         self._queue_epochs(pipe)
-        rows, total, epochs = pipe.execute()
+        rows, total, *epochs = pipe.execute()
         epochs = self._epochs(epochs)
         ids = [pid for pid, _ in rows]
         scores = self._decayed(window, [s for _, s in rows], now, epochs)
@@ -352,8 +352,9 @@ class EventStore:
         return items, int(total)
 
     def _queue_epochs(self, pipe: Any) -> None:
-        """Queue one read of every window's epoch (one slot: ``{trending}``)."""
-        pipe.mget([self.keys.trending_epoch(w) for w in self.settings.trending_windows])
+        """Queue a read of every window's epoch (a Cluster pipeline refuses MGET: one GET each)."""
+        for window in self.settings.trending_windows:
+            pipe.get(self.keys.trending_epoch(window))
 
     def _epochs(self, values: Sequence[str | None]) -> dict[str, float]:
         """The epochs :meth:`_queue_epochs` read, by window."""
