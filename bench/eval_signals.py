@@ -12,7 +12,9 @@ signals a designed blend could add to trending, each on its own and combined:
 4. **transitions**: what readers opened next (within 30 minutes) after the user's last paper,
    mixed with trending per user by the time since the user's last read;
 5. **a learned scorer**: logistic regression over all of the above, fitted on the first day of
-   the range and scored on the others.
+   the range and scored on the others;
+6. for scale, an **oracle** that is not a method: candidates ranked by how many readers they
+   get in the hour being predicted, the best any non-personal list could do.
 
 Usage::
 
@@ -239,6 +241,10 @@ def main(argv: list[str]) -> int:
         for lam in (0.3, 0.5):
             mix = lam * np.exp2(-s.gap / 1800)[:, None]
             variants[f"5 min mixed with transitions ({lam})"] = (1 - mix) * share + mix * trans
+        # Not a method: the best list anyone could rank without personal signals.
+        lo, hi = np.searchsorted(log.t, [s.start, s.start + HOUR])
+        future = np.bincount(log.i[lo:hi], minlength=log.n_items)[s.hot]
+        variants["oracle: the hour's own global reads"] = future + 1e-9 * s.trend[300][s.hot]
         if learn_day:
             x = features(log, s)
             y = s.relevant[:, s.hot].toarray() != 0
