@@ -166,7 +166,7 @@ def compact(
             raw, keys, manifest, old.users, old.items, page_size, renew_and_report
         )
         cutoff = int(now - retention_s)
-        erased = _codes_of(users, tombstones)
+        erased = tombstoned_codes(users, tombstones)
 
         erased_old = np.isin(old.user, erased)
         erased_new = np.isin(new_rows["user"], erased)
@@ -544,8 +544,11 @@ def _shrink_vocabulary(
     return _bytes_array(users[used_users]), _bytes_array(items[used_items]), rows
 
 
-def _codes_of(vocabulary: NDArray[np.bytes_], tombstones: set[bytes]) -> NDArray[np.int32]:
-    """Codes of the users whose digest is among ``tombstones`` (hashing runs only if any)."""
+def tombstoned_codes(vocabulary: NDArray[np.bytes_], tombstones: set[bytes]) -> NDArray[np.int32]:
+    """Positions in ``vocabulary`` of the user ids whose digest is among ``tombstones``.
+
+    Hashing runs only if there is any tombstone.
+    """
     if not tombstones or len(vocabulary) == 0:
         return np.array([], dtype=np.int32)
     wanted = {t.decode() for t in tombstones}

@@ -8,6 +8,10 @@ Redis reply each. A version is written in full first; only then does one ``SET``
 one and never half of either. The newest ``keep`` versions (and always the active one) are kept,
 and any kept version can be activated again (rollback).
 
+Erasure reaches the stored versions too: :func:`forget_user` overwrites the user's row of
+``user_factors`` with zeros in every kept version (only the chunk that holds the row is read and
+written back, under ``WATCH``), so a rollback cannot bring an erased reader's vector back.
+
 The array codec (:func:`write_arrays`, :func:`read_arrays`) is shared with
 :mod:`recommender.compaction`; it never unpickles (object arrays are refused).
 """
@@ -239,7 +243,9 @@ def store(
     version = new_version(now)
     meta = {**model.meta, "version": version, "stored_at": now}
     arrays = {name: getattr(model, name) for name in MODEL_ARRAYS}
-    write_arrays(redis, keys.model(version), arrays, extra={_META: json.dumps(meta)})
+    write_arrays(
+        redis, keys.model(version), arrays, extra={_META: json.dumps(meta)}, chunk_bytes=CHUNK_BYTES
+    )
     redis.zadd(keys.model_versions(), {version: now})
     if activate:
         redis.set(keys.model_active(), version)
@@ -313,6 +319,82 @@ def list_versions(redis: redis_lib.Redis, keys: Keys) -> list[dict[str, Any]]:
             continue
         out.append({**info, "version": version, "active": version == active})
     return out
+
+
+def zero_user_rows(
+    redis: redis_lib.Redis,
+    keys: Keys,
+    version: str,
+    rows: Any,
+    n_users: int,
+    *,
+    attempts: int = 5,
+) -> bool:
+    """Overwrite rows of ``user_factors`` (``n_users`` rows) with zeros in the stored ``version``.
+
+    Only the chunks holding those rows are read and rewritten, in one ``WATCH``ed transaction
+    (retried when another writer touched the version meanwhile). Returns False when the version
+    no longer exists (pruned: nothing left to scrub).
+    """
+    rows = sorted({int(r) for r in rows})
+    if not rows:
+        return True
+    key = keys.model(version)
+    raw = binary(redis)
+    for _ in range(attempts):
+        with raw.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)
+                layout_raw = pipe.hget(key, _LAYOUT)
+                info = pipe.hget(key, _META)
+                if layout_raw is None or info is None:
+                    pipe.reset()
+                    return False
+                chunks = json.loads(layout_raw)["user_factors"]
+                factors = int(json.loads(info)["params"]["factors"])
+                names = [f"user_factors.{i}" for i in range(chunks)]
+                lengths = [int(pipe.hstrlen(key, name)) for name in names]
+                ends = np.cumsum(lengths)
+                row_bytes = factors * np.dtype(np.float32).itemsize
+                # the .npy header comes first; the data are the last n_users x factors floats
+                data_start = int(ends[-1]) - n_users * row_bytes
+                patches: dict[int, bytearray] = {}
+                for row in rows:
+                    lo = data_start + row * row_bytes
+                    hi = lo + row_bytes
+                    first = int(np.searchsorted(ends, lo, side="right"))
+                    last = int(np.searchsorted(ends, hi - 1, side="right"))
+                    for c in range(first, last + 1):
+                        if c not in patches:
+                            patches[c] = bytearray(pipe.hget(key, names[c]))
+                        base = int(ends[c]) - lengths[c]
+                        a, b = max(lo, base) - base, min(hi, int(ends[c])) - base
+                        patches[c][a:b] = bytes(b - a)
+                pipe.multi()
+                for c, data in patches.items():
+                    pipe.hset(key, names[c], bytes(data))
+                pipe.execute()
+                return True
+            except redis_lib.WatchError:
+                continue
+    raise RuntimeError(f"model {version} kept changing while its rows were being erased")
+
+
+def forget_user(redis: redis_lib.Redis, keys: Keys, user_id: str) -> int:
+    """Erasure hook: zero ``user_id``'s factor row in every stored version; returns how many."""
+    scrubbed = 0
+    for raw_version in redis.zrange(keys.model_versions(), 0, -1):
+        version = raw_version.decode() if isinstance(raw_version, bytes) else raw_version
+        try:
+            ids = read_arrays(redis, keys.model(version), ("user_ids",))["user_ids"]
+        except KeyError:
+            continue  # pruned meanwhile
+        row = _row(ids, user_id)
+        if row is not None and zero_user_rows(redis, keys, version, [row], len(ids)):
+            scrubbed += 1
+    if scrubbed:
+        log.info("erased a user's factors from %d model version(s)", scrubbed)
+    return scrubbed
 
 
 def prune(redis: redis_lib.Redis, keys: Keys, keep: int) -> list[str]:

@@ -153,6 +153,10 @@ def run_training(
             progress(stage, lo + (hi - lo) * min(max(fraction, 0.0), 1.0))
 
     report("compact", 0.0)
+    # Erasure backstop: readers erased since the last run leave every stored version here even if
+    # the request-time scrub (an erase hook) failed half-way; the compaction then drops the
+    # tombstones with the events.
+    scrub_erased(redis, keys)
     events, stats = compaction.compact(
         redis, keys, now=now, retention_s=settings.retention_s, progress=report
     )
@@ -204,10 +208,34 @@ def run_training(
     version = modelstore.store(
         redis, keys, stored, activate=activated, keep=settings.model_keep_versions, now=now
     )
+    # A reader erased after this run's compaction is in the model: zero their row in it.
+    scrub_erased(redis, keys, [version])
     redis.set(keys.train_last_success(), repr(now))
     report("publish", 1.0)
     log.info("training done: version %s, %s, %.1fs", version, gate, duration)
     return {**meta, "version": version, "activated": activated}
+
+
+def scrub_erased(redis: redis_lib.Redis, keys: Keys, versions: list[str] | None = None) -> int:
+    """Zero the rows of every tombstoned (erased) reader in ``versions`` (default: all stored).
+
+    Returns the number of rows zeroed. Costs nothing when there is no tombstone.
+    """
+    tombstones = modelstore.binary(redis).smembers(keys.compact_tombstones())
+    if not tombstones:
+        return 0
+    if versions is None:
+        versions = [v["version"] for v in modelstore.list_versions(redis, keys)]
+    zeroed = 0
+    for version in versions:
+        try:
+            ids = modelstore.read_arrays(redis, keys.model(version), ("user_ids",))["user_ids"]
+        except KeyError:
+            continue  # pruned meanwhile
+        rows = compaction.tombstoned_codes(ids, tombstones)
+        if len(rows) and modelstore.zero_user_rows(redis, keys, version, rows, len(ids)):
+            zeroed += len(rows)
+    return zeroed
 
 
 def _with_new_papers(

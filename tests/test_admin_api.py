@@ -117,3 +117,22 @@ def test_erasure_tombstones_the_user_for_compaction(
     from recommender.compaction import tombstone
 
     assert redis_client.sismember(keys.compact_tombstones(), tombstone(user["user_id"].encode()))
+
+
+def test_erasure_zeroes_the_users_vector_in_stored_models(
+    client: Any, user: dict, redis_client: Any, settings: Settings
+) -> None:
+    keys = Keys(settings.key_prefix, settings.stream_partitions)
+    ids = [user["user_id"], "someone-else"]
+    stored = modelstore.StoredModel.from_ids(
+        ids,
+        ["arxiv:1"],
+        np.ones((2, 4), np.float32),
+        np.ones((1, 4), np.float32),
+        meta={"params": {"factors": 4}},
+    )
+    version = modelstore.store(redis_client, keys, stored, activate=True, keep=5)
+    assert client.delete("/v1/me", headers=user["auth"]).status_code == 204
+    back = modelstore.load(redis_client, keys, version)
+    assert not back.user_factors[back.user_row(user["user_id"])].any()
+    assert back.user_factors[back.user_row("someone-else")].all()

@@ -115,3 +115,51 @@ def test_readers_never_see_half_a_model(redis_client: Any, keys: Keys) -> None:
         thread.join(10)
     assert not errors, errors[0]
     assert len(seen) > 1
+
+
+def numbered(n_users: int = 50, factors: int = 8) -> StoredModel:
+    """Every factor distinct and non-zero, so a write to the wrong bytes shows."""
+    return StoredModel.from_ids(
+        [f"user-{i:03d}" for i in range(n_users)],
+        ["arxiv:1", "arxiv:2"],
+        np.arange(1, n_users * factors + 1, dtype=np.float32).reshape(n_users, factors),
+        np.ones((2, factors), np.float32),
+        meta={"params": {"factors": factors}},
+    )
+
+
+@pytest.mark.parametrize("chunk_bytes", [40, 100, 4096])
+def test_erasure_zeroes_the_users_row_in_every_version(
+    redis_client: Any, keys: Keys, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+) -> None:
+    # small chunks: rows of 32 bytes straddle chunk boundaries, and the .npy header spans several
+    monkeypatch.setattr(modelstore, "CHUNK_BYTES", chunk_bytes)
+    original = numbered()
+    first = modelstore.store(redis_client, keys, original, activate=True, keep=5, now=1000)
+    second = modelstore.store(redis_client, keys, original, activate=False, keep=5, now=2000)
+    other = StoredModel.from_ids(
+        ["someone-else"],
+        ["arxiv:1"],
+        np.ones((1, 8), np.float32),
+        np.ones((1, 8), np.float32),
+        meta={"params": {"factors": 8}},
+    )
+    third = modelstore.store(redis_client, keys, other, activate=False, keep=5, now=3000)
+
+    assert modelstore.forget_user(redis_client, keys, "user-007") == 2
+    assert modelstore.forget_user(redis_client, keys, "user-049") == 2  # the last row
+    assert modelstore.forget_user(redis_client, keys, "nobody") == 0
+
+    row7, row49 = original.user_row("user-007"), original.user_row("user-049")
+    for version in (first, second):
+        loaded = modelstore.load(redis_client, keys, version)
+        expected = original.user_factors.copy()
+        expected[[row7, row49]] = 0.0
+        np.testing.assert_array_equal(loaded.user_factors, expected)
+        np.testing.assert_array_equal(loaded.user_ids, original.user_ids)
+        np.testing.assert_array_equal(loaded.item_factors, original.item_factors)
+    np.testing.assert_array_equal(modelstore.load(redis_client, keys, third).user_factors, 1.0)
+
+
+def test_zeroing_rows_of_a_pruned_version_reports_it(redis_client: Any, keys: Keys) -> None:
+    assert not modelstore.zero_user_rows(redis_client, keys, "gone", [0], 1)

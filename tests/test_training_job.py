@@ -319,3 +319,44 @@ def test_clock_refuses_a_bad_schedule(train_settings: Settings) -> None:
     with pytest.raises(SettingsError):
         clock.check_cron("every night at three")
     clock.check_cron(train_settings.nightly_cron)
+
+
+def test_reader_erased_during_training_is_zeroed_in_the_new_model(
+    redis_client: Any, train_settings: Settings, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender import compaction
+
+    fill_two_communities(redis_client, keys)
+    real_compact = compaction.compact
+
+    def compact_then_erase(*args: Any, **kwargs: Any) -> Any:
+        out = real_compact(*args, **kwargs)  # user3's events are in the training data now
+        compaction.forget_user(redis_client, keys, "user3")
+        return out
+
+    monkeypatch.setattr(compaction, "compact", compact_then_erase)
+    report = training.run_training(redis_client, train_settings, now=NOW)
+    model = modelstore.load(redis_client, keys, report["version"])
+    row = model.user_row("user3")
+    assert row is not None and not model.user_factors[row].any()
+    others = np.delete(model.user_factors, row, axis=0)
+    assert np.abs(others).sum(axis=1).min() > 0
+
+
+def test_training_scrubs_erased_readers_from_older_versions(
+    redis_client: Any, train_settings: Settings, keys: Keys
+) -> None:
+    from recommender import compaction
+
+    fill_two_communities(redis_client, keys)
+    first = training.run_training(redis_client, train_settings, now=NOW)["version"]
+    # user5 is erased, but the request-time scrub of the stored versions never ran (it failed)
+    compaction.forget_user(redis_client, keys, "user5")
+    old = modelstore.load(redis_client, keys, first)
+    assert old.user_factors[old.user_row("user5")].any()
+
+    second = training.run_training(redis_client, train_settings, now=NOW + 3600)["version"]
+    old = modelstore.load(redis_client, keys, first)
+    assert not old.user_factors[old.user_row("user5")].any()
+    assert modelstore.load(redis_client, keys, second).user_row("user5") is None
+    assert training.scrub_erased(redis_client, keys) == 0  # tombstones consumed

@@ -23,11 +23,13 @@ blp = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Training
 
 @blp.record_once
 def _install_erase_hook(setup: Any) -> None:
-    # an erased user's compacted events are dropped by the next compaction
+    # an erased user's compacted events are dropped by the next compaction, and their factor
+    # row is zeroed in every stored model version now
     extras = setup.app.extensions["paperfeed"].extras
     hooks = extras.setdefault("erase_hooks", [])
-    if compaction.forget_user not in hooks:
-        hooks.append(compaction.forget_user)
+    for hook in (compaction.forget_user, modelstore.forget_user):
+        if hook not in hooks:
+            hooks.append(hook)
 
 
 @blp.before_request
