@@ -146,6 +146,12 @@ class Settings:
         600.0,
         "How often vectors of papers first seen after training are recomputed.",
     )
+    personal_scan_fraction: float = _env_field(
+        "PAPERFEED_PERSONAL_SCAN_FRACTION",
+        0.1,
+        "Share of papers scored to find a user's ALS candidates in models of 50,000+ papers "
+        "(an inverted-file index); 1 scans every paper.",
+    )
     smtp_host: str | None = _env_field(
         "PAPERFEED_SMTP_HOST", None, "SMTP server of the daily email (unset: email off)."
     )
@@ -205,6 +211,10 @@ class Settings:
             (self.retry_after_s >= 1, "PAPERFEED_RETRY_AFTER_S must be >= 1"),
             (0 < self.port < 65536, "PORT must be in 1..65535"),
             (self.web_concurrency >= 1, "WEB_CONCURRENCY must be >= 1"),
+            (
+                0 < self.personal_scan_fraction <= 1,
+                "PAPERFEED_PERSONAL_SCAN_FRACTION must be in (0, 1]",
+            ),
             (
                 bool(self.key_prefix) and "{" not in self.key_prefix and "}" not in self.key_prefix,
                 "PAPERFEED_KEY_PREFIX must be non-empty and hold no hash-tag braces",

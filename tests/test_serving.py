@@ -299,3 +299,34 @@ def test_candidate_blend_equals_the_full_blend(seed: int) -> None:
         np.testing.assert_allclose(scores, [s for _, s, _ in full], rtol=1e-4, atol=1e-4)
         if user is None:
             assert not lifted.any()
+
+
+def test_large_models_get_an_index_built_in_the_background(
+    redis_client: Any,
+    serve_settings: Settings,
+    store: EventStore,
+    trained: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recommender import ivf
+
+    monkeypatch.setattr(ivf, "MIN_ITEMS", 10)  # the test model counts as large
+    searched = []
+    real_search = ivf.search
+    monkeypatch.setattr(ivf, "search", lambda *a, **kw: searched.append(1) or real_search(*a, **kw))
+    settings = dataclasses.replace(serve_settings, personal_scan_fraction=0.5)
+    rec = make(redis_client, settings, store)
+    first = rec.recommend("user0", 10)  # the first load happens here; the index comes after
+    assert first["personalised"]
+    deadline = time.monotonic() + 30
+    while rec.snapshot().index is None:
+        assert time.monotonic() < deadline, "the index was never built"
+        time.sleep(0.01)
+    token = rec.snapshot().token
+    searched.clear()
+    out = rec.recommend("user2", 10)  # group 0 again, a cache miss: through the index
+    assert searched and rec.snapshot().token == token
+    assert out["personalised"] and groups_of(out["items"]).count(0) >= 6
+    index = rec.snapshot().index
+    rec._load(trained["version"])  # what the fresh-papers refresh does: same version again
+    assert rec.snapshot().index is index and rec.snapshot().token != token
