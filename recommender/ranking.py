@@ -202,6 +202,28 @@ def personal_weights(history_sizes: ArrayLike, params: BlendParams) -> NDArray[n
     return (params.personal_weight * n / denominator).astype(np.float32)
 
 
+def momentum(trending: ArrayLike, params: BlendParams) -> NDArray[np.float32]:
+    """The trending term of the blend: ``log(offset + decayed readers)``."""
+    return np.log(params.trending_offset + np.asarray(trending, np.float64)).astype(np.float32)
+
+
+def calibration(reference: NDArray[np.float32]) -> tuple[NDArray, NDArray]:
+    """Each user's mean and standard deviation (1 where 0) of their affinities ``(q, m)``
+    over the reference papers; ``m == 0`` gives mean 0 and deviation 1."""
+    q = reference.shape[0]
+    if reference.shape[1] == 0:
+        return np.zeros((q, 1), np.float32), np.ones((q, 1), np.float32)
+    std = reference.std(axis=1, keepdims=True)
+    return reference.mean(axis=1, keepdims=True), np.where(std > 0, std, 1.0)
+
+
+def personal_term(
+    z: NDArray, has_factor: NDArray[np.bool_], weights: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """``weight(u) * z``, and 0 for papers without factors (neither pushed nor held back)."""
+    return np.where(has_factor, weights[:, None] * z, 0.0).astype(np.float32)
+
+
 def blend_scores(
     user_vectors: NDArray[np.float32],
     history_sizes: ArrayLike,
@@ -245,24 +267,17 @@ def blend_scores(
     reference = hot[has_factor[hot]] if len(hot) else hot
     if len(reference) < 2:
         reference = np.flatnonzero(has_factor)
-    known = raw[:, reference]
-    if known.shape[1]:
-        mean = known.mean(axis=1, keepdims=True)
-        std = known.std(axis=1, keepdims=True)
-    else:
-        mean = np.zeros((q, 1), np.float32)
-        std = np.ones((q, 1), np.float32)
-    z = (raw - mean) / np.where(std > 0, std, 1.0)
-    momentum = np.log(params.trending_offset + trending).astype(np.float32)
+    mean, std = calibration(raw[:, reference])
+    z = (raw - mean) / std
+    trend = momentum(trending, params)
     if params.decorrelate and len(reference) >= 2:
-        m = momentum[reference] - momentum[reference].mean()
+        m = trend[reference] - trend[reference].mean()
         var = float(m @ m)
         if var > 0:
             slope = (z[:, reference] @ m) / var  # (q,)
-            z -= slope[:, None] * (momentum - momentum[reference].mean())[None, :]
-    z[:, ~has_factor] = 0.0  # unknown to ALS: neutral, neither pushed nor held back
-    personal = (personal_weights(history_sizes, params)[:, None] * z).astype(np.float32)
-    scores = momentum[None, :] + personal
+            z -= slope[:, None] * (trend - trend[reference].mean())[None, :]
+    personal = personal_term(z, has_factor[None, :], personal_weights(history_sizes, params))
+    scores = trend[None, :] + personal
 
     candidate = np.zeros((q, n_items), dtype=bool)
     candidate[:, hot] = True

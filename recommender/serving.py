@@ -505,8 +505,9 @@ def blend_candidates(
     every paper with factors: then the mean and variance of ``v . y`` are ``v . mu`` and
     ``v^T Cov v``, cached per snapshot). So beyond the one matrix-vector product that finds the
     user's ALS top ``personal_k``, only the few hundred candidates are touched, instead of the
-    dozen full-width passes ``ranking.blend_scores`` makes over 200,000 papers. A test checks
-    both give the same list; a change to ``blend_scores`` must be mirrored here.
+    dozen full-width passes ``ranking.blend_scores`` makes over 200,000 papers. Both use the
+    same ``ranking.momentum``, ``ranking.calibration`` and ``ranking.personal_term``; the
+    candidate set is built here again, and a test checks both give the same list.
 
     Parameters
     ----------
@@ -535,21 +536,21 @@ def blend_candidates(
     pos = np.searchsorted(hot_codes, codes, sorter=order).clip(0, max(len(hot_codes) - 1, 0))
     found = len(hot_codes) > 0
     trend = np.where(found & (hot_codes[order[pos]] == codes), hot[order[pos]], 0.0)
-    momentum = np.log(params.trending_offset + trend).astype(np.float32)
     personal = np.zeros(len(codes), dtype=np.float32)
     if known and weight > 0:
         v = np.asarray(vector, np.float32)
         # z-scored against the live papers: the trending candidates the model knows
         reference = candidates[0][snap.has_factor[candidates[0]]]
         if len(reference) >= 2:
-            live = snap.item_factors[reference] @ v
-            mean, std = float(live.mean()), float(live.std())
+            means, stds = ranking.calibration((snap.item_factors[reference] @ v)[None, :])
+            mean, std = float(means[0, 0]), float(stds[0, 0])
         else:  # too few: every paper with factors, from the snapshot's cached moments
             mean = float(vector @ snap.mu)
-            std = float(np.sqrt(max(float(vector @ snap.cov @ vector), 0.0)))
-        z = (snap.item_factors[codes] @ v - mean) / (std if std > 0 else 1.0)
-        personal = np.where(snap.has_factor[codes], weight * z, 0.0).astype(np.float32)
-    scores = momentum + personal
+            std = float(np.sqrt(max(float(vector @ snap.cov @ vector), 0.0))) or 1.0
+        z = (snap.item_factors[codes] @ v - mean) / std
+        weights = np.array([weight], np.float32)
+        personal = ranking.personal_term(z[None, :], snap.has_factor[codes], weights)[0]
+    scores = ranking.momentum(trend, params) + personal
     best = np.lexsort((codes, -scores))[:limit]
     return codes[best], scores[best], personal[best] > 0
 
