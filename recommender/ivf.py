@@ -94,6 +94,9 @@ def build(
     """Index the papers that have factors (deterministic for a given ``seed``)."""
     codes = np.flatnonzero(has_factor).astype(np.int64)
     x = np.ascontiguousarray(item_factors[codes], dtype=np.float32)
+    if len(codes) == 0:
+        empty = np.zeros((0, item_factors.shape[1]), np.float32)
+        return Index(empty, codes, np.zeros(1, np.int64), empty, len(item_factors))
     clusters = max(1, int(2 * np.sqrt(len(codes))))
     rng = np.random.default_rng(seed)
     fit_on = x if len(x) <= sample else x[rng.choice(len(x), sample, replace=False)]

@@ -85,3 +85,12 @@ def test_tiny_models(n: int) -> None:
     index = ivf.build(factors, has)
     got = ivf.search(index, factors, has, factors[0], np.zeros(0, np.int64), 5, 0.1)
     assert sorted(got.tolist()) == list(range(n))
+
+
+def test_a_model_without_any_factor() -> None:
+    factors = np.zeros((10, 4), np.float32)
+    index = ivf.build(factors, np.zeros(10, bool))
+    v = np.ones(4, np.float32)
+    assert (
+        ivf.search(index, factors, np.zeros(10, bool), v, np.zeros(0, np.int64), 5, 0.1).size == 0
+    )
