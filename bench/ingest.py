@@ -6,7 +6,17 @@ event ids on every request) for single events and 100-event batches, and prints 
 latency percentiles for both, interleaved and repeated so the medians can be compared side by
 side. Needs ``wrk`` (``apt-get install wrk``).
 
-    .venv/bin/python bench/ingest.py --seconds 10 --rounds 3
+Beside throughput and latency it reports where the CPU went during each load (Linux ``/proc``):
+microseconds of CPU per event in the server under test (gunicorn master and workers), Redis
+(its own process; apart from it, ``fork``: the forked children that rewrite its AOF) and wrk,
+and the rest of the machine's busy time (``other``: whatever else ran meanwhile, such as another
+user's jobs on a shared machine). On two cores the sum bounds the rate: ``c`` µs of CPU per
+event, all processes together, allow at most ``2e6 / c`` events/s, and Redis, which runs
+commands on one thread, at most ``1e6 / redis``. It also shows how wrk's keep-alive connections
+landed on the two workers (``11/5``): a worker holding most of them is bound by its own GIL
+while the other idles, which makes single-event rounds swing.
+
+    .venv/bin/python bench/ingest.py --seconds 8 --rounds 3
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -33,6 +44,36 @@ from recommender.users import create_user  # noqa: E402
 from server.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
 SERVERS = {"api": "server.wsgi:app", "bare": "bench.bare_wsgi:app"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int, children: bool = False) -> float:
+    """CPU seconds (user + system) used by ``pid``; with ``children``, plus its reaped children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / CLOCK_TICKS
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` (with reaped children) and of its live children (gunicorn)."""
+    total = process_cpu_s(pid, children=True)
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        kids = []
+    return total + sum(process_cpu_s(int(kid), children=True) for kid in kids)
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (all cores: not idle, not waiting on I/O)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
 
 
 def start_gunicorn(target: str, port: int, env: dict[str, str]) -> subprocess.Popen:
@@ -58,14 +99,48 @@ def start_gunicorn(target: str, port: int, env: dict[str, str]) -> subprocess.Po
     raise RuntimeError(f"gunicorn {target} did not start")
 
 
-def run_wrk(port: int, batch: int, tokens: list[str], seconds: int, connections: int) -> dict:
+def connection_split(port: int) -> str:
+    """How the load's keep-alive connections are spread over the server's workers ("11/5"): a
+    worker holding most of them saturates its own core (one GIL) while the other idles."""
+    try:
+        out = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return "/".join(str(n) for n in sorted(counts.values(), reverse=True)) or "?"
+
+
+def run_wrk(
+    port: int,
+    batch: int,
+    tokens: list[str],
+    seconds: int,
+    connections: int,
+    server_pid: int,
+    redis_pid: int,
+) -> dict:
     env = {
         **os.environ,
         "BATCH": str(batch),
         "TOKENS": ",".join(tokens),
         "NOW": str(int(time.time())),
     }
-    out = subprocess.run(
+    before = (
+        tree_cpu_s(server_pid),
+        process_cpu_s(redis_pid),
+        tree_cpu_s(redis_pid) - process_cpu_s(redis_pid),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+        machine_busy_s(),
+        time.monotonic(),
+    )
+    wrk = subprocess.Popen(
         [
             "wrk",
             "-t1",
@@ -77,10 +152,25 @@ def run_wrk(port: int, batch: int, tokens: list[str], seconds: int, connections:
             f"http://127.0.0.1:{port}",
         ],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-        check=True,
-    ).stdout
+    )
+    time.sleep(seconds / 2)
+    split = connection_split(port)
+    out = wrk.communicate()[0]
+    if wrk.returncode:
+        raise RuntimeError(f"wrk failed: {out}")
+    wrk_usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk: the only child reaped
+    cpu = {
+        "server": tree_cpu_s(server_pid) - before[0],
+        "redis": process_cpu_s(redis_pid) - before[1],
+        # Redis's forked children (AOF rewrites, snapshots) run beside its command thread
+        "fork": max(0.0, tree_cpu_s(redis_pid) - process_cpu_s(redis_pid) - before[2]),
+        "wrk": (wrk_usage.ru_utime + wrk_usage.ru_stime)
+        - (before[3].ru_utime + before[3].ru_stime),
+    }
+    cpu["other"] = max(0.0, machine_busy_s() - before[4] - sum(cpu.values()))
+    elapsed = time.monotonic() - before[5]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {}
     for pct in ("50", "99"):
@@ -88,9 +178,14 @@ def run_wrk(port: int, batch: int, tokens: list[str], seconds: int, connections:
         latency[pct] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    events = max(1, requests * batch)
     return {
         "events_per_s": rps * batch,
         "rps": rps,
+        **{f"cpu_{name}_us": seconds_ * 1e6 / events for name, seconds_ in cpu.items()},
+        "busy": (sum(cpu.values())) / elapsed,
+        "split": split,
         "p50_ms": latency["50"],
         "p99_ms": latency["99"],
         "non2xx": int(errors.group(1)) if errors else 0,
@@ -104,7 +199,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--flask-floor",
+        action="store_true",
+        help="also load bench/flask_floor.py: the bare callable's work in a minimal Flask route",
+    )
     args = parser.parse_args()
+    servers = dict(SERVERS)
+    if args.flask_floor:
+        servers["flask"] = "bench.flask_floor:app"
     if not shutil.which("wrk"):
         print("bench/ingest.py needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
@@ -127,20 +230,34 @@ def main() -> int:
     }
     results: dict[tuple[str, int], list[dict]] = {}
     procs = {}
+    redis_pid = redis_server.process.pid if redis_server.process else 0
     try:
-        for name, target in SERVERS.items():
+        for name, target in servers.items():
             port = free_port()
             procs[name] = (start_gunicorn(target, port, env), port)
         for round_no in range(args.rounds):
             for batch in (1, 100):
-                for name in SERVERS:
-                    _, port = procs[name]
-                    r = run_wrk(port, batch, tokens, args.seconds, args.connections)
+                for name in servers:
+                    proc, port = procs[name]
+                    r = run_wrk(
+                        port,
+                        batch,
+                        tokens,
+                        args.seconds,
+                        args.connections,
+                        server_pid=proc.pid,
+                        redis_pid=redis_pid,
+                    )
                     results.setdefault((name, batch), []).append(r)
                     print(
-                        f"round {round_no + 1} {name:4} batch={batch:3}: "
+                        f"round {round_no + 1} {name:5} batch={batch:3}: "
                         f"{r['events_per_s']:9.0f} events/s  p50 {r['p50_ms']:6.2f} ms  "
-                        f"p99 {r['p99_ms']:6.2f} ms  non-2xx {r['non2xx']}",
+                        f"p99 {r['p99_ms']:6.2f} ms  non-2xx {r['non2xx']}  "
+                        f"CPU us/event: server {r['cpu_server_us']:.1f} "
+                        f"redis {r['cpu_redis_us']:.1f} (+fork {r['cpu_fork_us']:.1f}) "
+                        f"wrk {r['cpu_wrk_us']:.1f} "
+                        f"other {r['cpu_other_us']:.1f} ({r['busy']:.2f} cores busy; "
+                        f"connections per worker {r['split']})",
                         flush=True,
                     )
     finally:
@@ -158,17 +275,24 @@ def main() -> int:
     )
     print(
         f"{'batch':>5} {'server':>6} {'events/s':>10} {'p50 ms':>7} {'p99 ms':>7}"
-        f" {'of ceiling':>10}"
+        f" {'of ceiling':>10} | CPU us/event: {'server':>6} {'redis':>6} {'fork':>5} {'wrk':>5}"
+        f" {'other':>6} {'busy':>5} | connections per worker, by round"
     )
     for batch in (1, 100):
         ceiling = statistics.median(r["events_per_s"] for r in results[("bare", batch)])
-        for name in SERVERS:
+        for name in servers:
             rows = results[(name, batch)]
-            eps = statistics.median(r["events_per_s"] for r in rows)
-            p50 = statistics.median(r["p50_ms"] for r in rows)
-            p99 = statistics.median(r["p99_ms"] for r in rows)
+
+            def med(field: str, rows: list[dict] = rows) -> float:
+                return statistics.median(r[field] for r in rows)
+
+            eps = med("events_per_s")
             print(
-                f"{batch:>5} {name:>6} {eps:>10.0f} {p50:>7.2f} {p99:>7.2f} {eps / ceiling:>10.0%}"
+                f"{batch:>5} {name:>6} {eps:>10.0f} {med('p50_ms'):>7.2f} {med('p99_ms'):>7.2f}"
+                f" {eps / ceiling:>10.0%} |               {med('cpu_server_us'):>6.1f}"
+                f" {med('cpu_redis_us'):>6.1f} {med('cpu_fork_us'):>5.1f} {med('cpu_wrk_us'):>5.1f}"
+                f" {med('cpu_other_us'):>6.1f} {med('busy'):>5.2f} | "
+                + " ".join(r["split"] for r in rows)
             )
     return 0
 

@@ -1,23 +1,32 @@
 """The event store on Redis: ingestion, the paper catalogue, trending, history, export, erasure.
 
-Writes, in order, for one batch of one user's events:
+Ingesting one batch of one user's events runs one Lua script (``_INGEST_LUA``) made of
+sections; each section's keys share a hash tag:
 
-1. One Lua script on the user's event-log partition adds each event id to the partition's
-   de-duplication set and, only if it was new, appends the event to the stream. The stream and
-   the set share a hash tag, so the script is atomic on a Redis Cluster too: an event is in the
-   log exactly once, however often the client retries it. The same script records whether the
-   user is a new reader of the paper (a distinct reader counts once in trending).
-2. One pipeline updates what is derived from the accepted events: the user's seen / dismissed
-   papers and stream entries, the catalogue, and the trending scores (a second script that adds
-   decayed increments and rebases the scores when they grow too large).
+- **log** (``{log:<n>}``): adds each event id to the partition's de-duplication set and, only if
+  it was new, appends the event to the stream, so an event is in the log exactly once however
+  often the client retries it; it also records whether the user is a new reader of the paper
+  (a distinct reader counts once in trending) and trims both to the retention window.
+- **user** (``{u:<id>}``): the user's stream entries and seen / dismissed papers.
+- **papers** (``{p:<id>}`` each): each paper's catalogue entry (first seen, counts, metadata by
+  quorum of distinct readers).
+- **catalogue**: the set of every paper and when it was first seen.
+- **trending** (``{trending}``): every window's decayed scores, rebased when they grow large.
 
-The API answers only after both steps returned, so an acknowledged event is in the log. If a
-process dies between the two steps, the log (the source of truth for training) is complete and
-only derived counters miss that batch.
+The derived sections see only the events the log section accepted, aggregated per paper in
+Lua. On a single Redis every section runs in one call, so a batch is one round trip and is
+applied atomically. On a Redis Cluster a script may only touch one hash slot: the log section
+runs first on its own, then one pipeline updates the derived keys with one script call per
+hash slot (the user's keys; the papers of each slot, ``_PAPERS_LUA``; trending) and the
+catalogue set's ``ZADD``, sharing the same Lua functions. The API answers only after every
+call returned, so an acknowledged event is in the log; if a process dies between the log call
+and the pipeline on a Cluster, the log (the source of truth for training) is complete and only
+derived counters miss that batch.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -26,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from recommender import trending
 from recommender.keys import Keys
@@ -39,111 +49,439 @@ METADATA_QUORUM = 3
 # A paper is "rising" when today's reading rate exceeds the week's average rate this much.
 RISING_RATIO = 1.5
 
-_INGEST_LUA = """
--- KEYS[1] stream, KEYS[2] dedupe; ARGV[1] retention (ms), ARGV[2] number of events, then 7
--- values each. Arrival times come from the server's clock, as the stream's entry ids do.
-local time = redis.call('TIME')
-local now = time[1] * 1000 + math.floor(time[2] / 1000)
-local n = tonumber(ARGV[2])
-local out = {}
-local i = 3
-for j = 1, n do
-  local u, e, k, p, ts, s = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local reader = ARGV[i + 6]
-  i = i + 7
-  if redis.call('ZADD', KEYS[2], 'NX', now, 'e:' .. u .. ':' .. e) == 1 then
-    local id = redis.call('XADD', KEYS[1], '*', 'u', u, 'e', e, 'k', k, 'p', p, 'ts', ts, 's', s)
-    local new_reader = 0
-    if reader == '1' then
-      new_reader = redis.call('ZADD', KEYS[2], 'NX', now, 'r:' .. u .. ':' .. p)
+# Lua shared by the scripts below: commands over many members in slices, the trending update of
+# one window, and the catalogue update of one paper. Both scripts that use them are whole
+# programs; these are pasted in front.
+_SLICES_FN = """
+-- commands over many members go in slices (Lua's unpack takes a few thousand values at most),
+-- in order, so each leaves what one command over all the members would
+local SLICE = 1000
+local function zmscore(key, members)
+  local out = {}
+  for s = 1, #members, SLICE do
+    local part = redis.call('ZMSCORE', key, unpack(members, s, math.min(s + SLICE - 1, #members)))
+    for i = 1, #part do out[s + i - 1] = part[i] end
+  end
+  return out
+end
+local function zadd(key, flag, args)  -- args: score, member, score, member, ...
+  for s = 1, #args, SLICE do
+    local e = math.min(s + SLICE - 1, #args)
+    if flag then
+      redis.call('ZADD', key, flag, unpack(args, s, e))
+    else
+      redis.call('ZADD', key, unpack(args, s, e))
     end
-    out[j] = {id, new_reader}
-  else
-    out[j] = false
   end
 end
--- retention: drop log entries and de-duplication marks older than the window
-local cutoff = now - tonumber(ARGV[1])
-redis.call('XTRIM', KEYS[1], 'MINID', cutoff)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff)
-return out
+local function zrem(key, members)
+  for s = 1, #members, SLICE do
+    redis.call('ZREM', key, unpack(members, s, math.min(s + SLICE - 1, #members)))
+  end
+end
 """
 
-_TRENDING_LUA = """
--- KEYS[1] scores, KEYS[2] epoch; ARGV[1] half-life (s), ARGV[2] default epoch,
--- ARGV[3] rebase exponent, ARGV[4] sign (+1 add, -1 remove), then (paper, ts) pairs
-local half = tonumber(ARGV[1])
-local epoch = tonumber(redis.call('GET', KEYS[2]) or ARGV[2])
-local sign = tonumber(ARGV[4])
-local latest = epoch
-for i = 5, #ARGV, 2 do
-  local ts = tonumber(ARGV[i + 1])
-  if ts > latest then latest = ts end
+_USER_FN = """
+-- a user's stream entries (history, erasure), seen and dismissed papers, within retention:
+-- refs[j] names the stream entry of an event of kinds[j] on papers[j] at times[j]
+local function user_update(keys, cutoff, refs, kinds, papers, times)
+  for i = 1, 3 do redis.call('ZREMRANGEBYSCORE', keys[i], '-inf', '(' .. cutoff) end
+  local entries, seen, dismissed = {}, {}, {}
+  for j = 1, #refs do
+    entries[#entries + 1] = times[j]
+    entries[#entries + 1] = refs[j]
+    local into = seen
+    if kinds[j] == 'dismiss' then into = dismissed end
+    into[#into + 1] = times[j]
+    into[#into + 1] = papers[j]
+  end
+  -- one ZADD each; repeated members apply in order, as separate calls would
+  zadd(keys[1], nil, entries)
+  zadd(keys[2], 'GT', seen)
+  zadd(keys[3], nil, dismissed)
 end
-if (latest - epoch) / half > tonumber(ARGV[3]) then
-  local new_epoch = latest - half * 8
-  local factor = 2 ^ (-(new_epoch - epoch) / half)
-  redis.call('ZUNIONSTORE', KEYS[1], 1, KEYS[1], 'WEIGHTS', factor)
-  redis.call('SET', KEYS[2], string.format('%.3f', new_epoch))
-  epoch = new_epoch
-end
-for i = 5, #ARGV, 2 do
-  local inc = sign * 2 ^ ((tonumber(ARGV[i + 1]) - epoch) / half)
-  local score = tonumber(redis.call('ZINCRBY', KEYS[1], inc, ARGV[i]))
-  if score <= 1e-9 * math.abs(inc) then redis.call('ZREM', KEYS[1], ARGV[i]) end
-end
--- forget papers whose momentum decayed below a thousandth of a reader
-local floor = 1e-3 * 2 ^ ((latest - epoch) / half)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.17g', floor))
-return tostring(epoch)
 """
 
+_TRENDING_FN = """
+-- add (sign = 1) or take back (sign = -1) readers (papers[i] first read at times[i]) in one
+-- window: increments are relative to the window's epoch, rebased when they grow too large
+local function trending_update(scores, epoch_key, half, default_epoch, rebase, sign, papers, times)
+  local epoch = tonumber(redis.call('GET', epoch_key) or default_epoch)
+  local latest = epoch
+  for i = 1, #times do
+    if times[i] > latest then latest = times[i] end
+  end
+  if (latest - epoch) / half > rebase then
+    local new_epoch = latest - half * 8
+    local factor = 2 ^ (-(new_epoch - epoch) / half)
+    redis.call('ZUNIONSTORE', scores, 1, scores, 'WEIGHTS', factor)
+    redis.call('SET', epoch_key, string.format('%.3f', new_epoch))
+    epoch = new_epoch
+  end
+  if #papers > 0 then
+    -- as one ZINCRBY per reader, in order, would: a score that falls to (about) zero leaves
+    -- the set and a later increment starts it again from zero; but one read and one write
+    local distinct, score = {}, {}
+    for i = 1, #papers do
+      if score[papers[i]] == nil then
+        score[papers[i]] = false
+        distinct[#distinct + 1] = papers[i]
+      end
+    end
+    local stored = zmscore(scores, distinct)
+    for j = 1, #distinct do score[distinct[j]] = tonumber(stored[j]) or false end
+    for i = 1, #papers do
+      local inc = sign * 2 ^ ((times[i] - epoch) / half)
+      local s = (score[papers[i]] or 0) + inc
+      if s <= 1e-9 * math.abs(inc) then s = false end
+      score[papers[i]] = s
+    end
+    local adds, removes = {}, {}
+    for _, p in ipairs(distinct) do
+      if score[p] then
+        adds[#adds + 1] = string.format('%.17g', score[p])
+        adds[#adds + 1] = p
+      else
+        removes[#removes + 1] = p
+      end
+    end
+    zadd(scores, nil, adds)
+    zrem(scores, removes)
+  end
+  -- forget papers whose momentum decayed below a thousandth of a reader
+  local floor = 1e-3 * 2 ^ ((latest - epoch) / half)
+  redis.call('ZREMRANGEBYSCORE', scores, '-inf', '(' .. string.format('%.17g', floor))
+  return epoch
+end
+"""
 
-_USER_LUA = """
--- KEYS[1] entries, KEYS[2] seen, KEYS[3] dismissed; ARGV[1] retention cutoff (s), then
--- (entry ref, kind, paper, ts) for each event
-for i = 1, 3 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[1]) end
+_PAPER_FN = """
+-- one paper's catalogue entry: first-seen time, counts (opens, clicks, dismisses, new readers)
+-- and the reader's metadata vote. The first reader's metadata wins; a different version
+-- replaces it once `quorum` distinct readers sent it (one vote per reader: a changed text
+-- moves the vote). Each hash is read once and written once (the script is atomic, so this is
+-- what HSETNX, HINCRBY and HSET field by field would leave).
+local COUNTS = {'opens', 'clicks', 'dismisses', 'readers'}
+local function paper_update(paper, claims, claimants, user, first_seen, n, digest, blob, quorum)
+  local meta, replace = nil, false
+  if digest ~= '' then
+    local previous = redis.call('HGET', claimants, user)
+    if previous ~= digest then
+      local names = {digest, 'm:' .. digest}
+      if previous then names[3] = previous end
+      local held = redis.call('HMGET', claims, unpack(names))
+      local votes = (tonumber(held[1]) or 0) + 1
+      local update = {digest, string.format('%d', votes)}
+      if not held[2] then
+        update[#update + 1] = 'm:' .. digest
+        update[#update + 1] = blob
+      end
+      if previous then
+        update[#update + 1] = previous
+        update[#update + 1] = string.format('%d', (tonumber(held[3]) or 0) - 1)
+      end
+      redis.call('HSET', claims, unpack(update))
+      redis.call('HSET', claimants, user, digest)
+      meta = cjson.decode(blob)
+      replace = votes >= quorum
+    end
+  end
+  local names = {'first_seen'}
+  for i = 1, 4 do
+    if n[i] ~= 0 then names[#names + 1] = COUNTS[i] end
+  end
+  local counted = #names
+  if meta and not replace then
+    for name in pairs(meta) do names[#names + 1] = name end
+  end
+  local held = redis.call('HMGET', paper, unpack(names))
+  local update = {}
+  if not held[1] then
+    update[1] = 'first_seen'
+    update[2] = first_seen
+  end
+  local j = 2
+  for i = 1, 4 do
+    if n[i] ~= 0 then
+      update[#update + 1] = COUNTS[i]
+      update[#update + 1] = string.format('%d', (tonumber(held[j]) or 0) + n[i])
+      j = j + 1
+    end
+  end
+  if meta then
+    for name, value in pairs(meta) do
+      if replace then
+        update[#update + 1] = name
+        update[#update + 1] = value
+      end
+    end
+    for k = counted + 1, #names do
+      if not held[k] then
+        update[#update + 1] = names[k]
+        update[#update + 1] = meta[names[k]]
+      end
+    end
+  end
+  if #update > 0 then redis.call('HSET', paper, unpack(update)) end
+end
+"""
+
+# Fields of one event row in the ingest script's ARGV (see EventStore._rows).
+_ROW = 9
+
+_INGEST_LUA = (
+    _SLICES_FN
+    + _USER_FN
+    + _TRENDING_FN
+    + _PAPER_FN
+    + """
+-- One batch of one user's events. ARGV: [1] sections ('L' log, 'U' user, 'Z' catalogue set,
+-- 'T' trending; the papers section runs for the papers listed), [2] user, [3] partition,
+-- [4] retention (ms), [5] user keys' cutoff (s), [6] metadata quorum, [7] trending windows,
+-- [8] default epoch, [9] rebase exponent, [10] papers listed, [11] rows; then each window's
+-- half-life, the papers listed, and the rows of 9 values: event id, kind, paper, ts, site,
+-- reader ('1' for open/click), ts capped at the server's clock, metadata digest and JSON ('' if
+-- none). Answers the number of events accepted, or with 'L' alone (a Cluster's first call)
+-- each row's {entry id, new reader} (or nil).
+-- KEYS, in section order: L: stream, dedupe; U: entries, seen, dismissed; Z: papers;
+-- T: scores and epoch of each window; then paper, claims, claimants of each paper listed.
+local sections, user, partition = ARGV[1], ARGV[2], ARGV[3]
+local quorum, nwin = tonumber(ARGV[6]), tonumber(ARGV[7])
+local default_epoch, rebase = tonumber(ARGV[8]), tonumber(ARGV[9])
+local npapers, nrows = tonumber(ARGV[10]), tonumber(ARGV[11])
+local a = 12
+local halves = {}
+for w = 1, nwin do
+  halves[w] = tonumber(ARGV[a])
+  a = a + 1
+end
+local function has(section) return string.find(sections, section, 1, true) ~= nil end
+local k = 1
+local log, user_keys, catalogue, windows
+if has('L') then
+  log = {KEYS[1], KEYS[2]}
+  k = 3
+end
+if has('U') then
+  user_keys = {KEYS[k], KEYS[k + 1], KEYS[k + 2]}
+  k = k + 3
+end
+if has('Z') then
+  catalogue = KEYS[k]
+  k = k + 1
+end
+if has('T') then
+  windows = {}
+  for w = 1, nwin do
+    windows[w] = {KEYS[k], KEYS[k + 1]}
+    k = k + 2
+  end
+end
+local paper_keys = {}
+for p = 1, npapers do
+  paper_keys[ARGV[a]] = {KEYS[k], KEYS[k + 1], KEYS[k + 2]}
+  a = a + 1
+  k = k + 3
+end
+
+-- log: each event once (by id, per user); arrival times come from the server's clock, as the
+-- stream's entry ids do. One read of the batch's de-duplication marks, one write of the new
+-- ones (a mark repeated within the batch counts once). accepted: {row start in ARGV, entry
+-- ref, new reader, row number}
+local out, accepted = {}, {}
+local answer_rows = sections == 'L'
+if log then
+  local time = redis.call('TIME')
+  local now = time[1] * 1000 + math.floor(time[2] / 1000)
+  local marks = {}
+  for j = 1, nrows do marks[j] = 'e:' .. user .. ':' .. ARGV[a + (j - 1) * 9] end
+  local known = zmscore(log[2], marks)
+  local taken, new_marks = {}, {}
+  local first_read, read_papers = {}, {}
+  for j = 1, nrows do
+    local i = a + (j - 1) * 9
+    if known[j] or taken[marks[j]] then
+      if answer_rows then out[j] = false end
+    else
+      taken[marks[j]] = true
+      new_marks[#new_marks + 1] = now
+      new_marks[#new_marks + 1] = marks[j]
+      local p = ARGV[i + 2]
+      local id = redis.call('XADD', log[1], '*', 'u', user, 'e', ARGV[i], 'k', ARGV[i + 1],
+        'p', p, 'ts', ARGV[i + 3], 's', ARGV[i + 4])
+      if answer_rows then out[j] = {id, 0} end
+      accepted[#accepted + 1] = {i, partition .. '/' .. id, 0, j}
+      if ARGV[i + 5] == '1' and first_read[p] == nil then
+        first_read[p] = #accepted
+        read_papers[#read_papers + 1] = p
+      end
+    end
+  end
+  zadd(log[2], 'NX', new_marks)
+  -- a distinct reader: the first accepted open or click of a paper this user never read
+  if #read_papers > 0 then
+    local reader_marks = {}
+    for q, p in ipairs(read_papers) do reader_marks[q] = 'r:' .. user .. ':' .. p end
+    local read_before = zmscore(log[2], reader_marks)
+    local adds = {}
+    for q, p in ipairs(read_papers) do
+      if not read_before[q] then
+        adds[#adds + 1] = now
+        adds[#adds + 1] = reader_marks[q]
+        local acc = accepted[first_read[p]]
+        acc[3] = 1
+        if answer_rows then out[acc[4]][2] = 1 end
+      end
+    end
+    zadd(log[2], 'NX', adds)
+  end
+  -- retention: drop log entries and de-duplication marks older than the window
+  local cutoff = now - tonumber(ARGV[4])
+  redis.call('XTRIM', log[1], 'MINID', cutoff)
+  redis.call('ZREMRANGEBYSCORE', log[2], '-inf', '(' .. cutoff)
+end
+
+-- user: stream entries (history, erasure), seen and dismissed papers, within retention
+if user_keys and #accepted > 0 then
+  local refs, kinds, papers, times = {}, {}, {}, {}
+  for j, acc in ipairs(accepted) do
+    local i = acc[1]
+    refs[j], kinds[j], papers[j], times[j] = acc[2], ARGV[i + 1], ARGV[i + 2], ARGV[i + 6]
+  end
+  user_update(user_keys, ARGV[5], refs, kinds, papers, times)
+end
+
+-- the accepted events per paper: earliest time, counts, the batch's last metadata version
+local per_paper, order = {}, {}
+if npapers > 0 or catalogue then
+  for _, acc in ipairs(accepted) do
+    local i = acc[1]
+    local p, ts = ARGV[i + 2], ARGV[i + 6]
+    local g = per_paper[p]
+    if not g then
+      g = {ts = ts, n = {0, 0, 0, 0}, digest = '', blob = ''}
+      per_paper[p] = g
+      order[#order + 1] = p
+    elseif tonumber(ts) < tonumber(g.ts) then
+      g.ts = ts
+    end
+    local kind = ARGV[i + 1]
+    local c = 3
+    if kind == 'open' then c = 1 elseif kind == 'click' then c = 2 end
+    g.n[c] = g.n[c] + 1
+    if acc[3] == 1 then g.n[4] = g.n[4] + 1 end
+    if ARGV[i + 7] ~= '' then
+      g.digest = ARGV[i + 7]
+      g.blob = ARGV[i + 8]
+    end
+  end
+end
+for _, p in ipairs(order) do
+  local keys = paper_keys[p]
+  if keys then
+    local g = per_paper[p]
+    paper_update(keys[1], keys[2], keys[3], user, g.ts, g.n, g.digest, g.blob, quorum)
+  end
+end
+if catalogue and #order > 0 then
+  local args = {}
+  for _, p in ipairs(order) do
+    args[#args + 1] = per_paper[p].ts
+    args[#args + 1] = p
+  end
+  zadd(catalogue, 'NX', args)
+end
+
+-- trending: each new reader in every window
+if windows then
+  local papers, times = {}, {}
+  for _, acc in ipairs(accepted) do
+    if acc[3] == 1 then
+      papers[#papers + 1] = ARGV[acc[1] + 2]
+      times[#times + 1] = tonumber(ARGV[acc[1] + 6])
+    end
+  end
+  if #papers > 0 then
+    for w = 1, nwin do
+      trending_update(windows[w][1], windows[w][2], halves[w], default_epoch, rebase, 1, papers,
+        times)
+    end
+  end
+end
+-- the log section alone (a Cluster's first call) answers each row's entry and new reader, for
+-- the calls that derive from it; otherwise the number of events accepted
+if answer_rows then return out end
+return #accepted
+"""
+)
+
+_TRENDING_LUA = (
+    _SLICES_FN
+    + _TRENDING_FN
+    + """
+-- KEYS: scores and epoch of each window; ARGV[1] number of windows, [2] default epoch,
+-- [3] rebase exponent, [4] sign (+1 add, -1 remove), then each window's half-life (s), then
+-- (paper, ts) pairs. Returns each window's epoch.
+local nwin = tonumber(ARGV[1])
+local default_epoch, rebase, sign = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local papers, times = {}, {}
+for i = 5 + nwin, #ARGV, 2 do
+  papers[#papers + 1] = ARGV[i]
+  times[#times + 1] = tonumber(ARGV[i + 1])
+end
+local epochs = {}
+for w = 1, nwin do
+  local epoch = trending_update(KEYS[2 * w - 1], KEYS[2 * w], tonumber(ARGV[4 + w]),
+    default_epoch, rebase, sign, papers, times)
+  epochs[w] = tostring(epoch)
+end
+return epochs
+"""
+)
+
+_USER_LUA = (
+    _SLICES_FN
+    + _USER_FN
+    + """
+-- On a Cluster: a user's keys for the events the log's call accepted. KEYS: entries, seen,
+-- dismissed; ARGV[1] cutoff (s), then (entry ref, kind, paper, ts) of each event.
+local refs, kinds, papers, times = {}, {}, {}, {}
 for i = 2, #ARGV, 4 do
-  local ref, kind, paper, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  redis.call('ZADD', KEYS[1], ts, ref)
-  if kind == 'dismiss' then
-    redis.call('ZADD', KEYS[3], ts, paper)
-  else
-    redis.call('ZADD', KEYS[2], 'GT', ts, paper)
-  end
+  local j = #refs + 1
+  refs[j], kinds[j], papers[j], times[j] = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+end
+user_update(KEYS, ARGV[1], refs, kinds, papers, times)
+return 0
+"""
+)
+
+_PAPERS_LUA = (
+    _PAPER_FN
+    + """
+-- On a Cluster: the catalogue entries of papers that share one hash slot, for the events the
+-- log's call accepted (aggregated by EventStore._derive_by_slot as _INGEST_LUA does). ARGV:
+-- [1] user, [2] metadata quorum, then 7 values per paper: first-seen time, opens, clicks,
+-- dismisses, new readers, metadata digest and JSON ('' if none). KEYS: paper, claims,
+-- claimants of each paper.
+local user, quorum = ARGV[1], tonumber(ARGV[2])
+for p = 0, #KEYS / 3 - 1 do
+  local i = 3 + p * 7
+  local n = {tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
+    tonumber(ARGV[i + 4])}
+  paper_update(KEYS[3 * p + 1], KEYS[3 * p + 2], KEYS[3 * p + 3], user, ARGV[i], n,
+    ARGV[i + 5], ARGV[i + 6], quorum)
 end
 return 0
 """
+)
 
-_PAPER_LUA = """
--- KEYS[1] paper, KEYS[2] claims, KEYS[3] claimants
--- ARGV: user, first-seen ts, opens, clicks, dismisses, new readers, digest, metadata JSON,
---       quorum. The first reader's metadata wins; a different version replaces it once
---       `quorum` distinct readers sent it (one vote per reader: a changed text moves the vote).
-redis.call('HSETNX', KEYS[1], 'first_seen', ARGV[2])
-local counts = {'opens', 'clicks', 'dismisses', 'readers'}
-for i = 1, 4 do
-  local n = tonumber(ARGV[2 + i])
-  if n ~= 0 then redis.call('HINCRBY', KEYS[1], counts[i], n) end
-end
-local digest = ARGV[7]
-if digest == '' then return 0 end
-local previous = redis.call('HGET', KEYS[3], ARGV[1])
-if previous == digest then return 0 end
-if previous then redis.call('HINCRBY', KEYS[2], previous, -1) end
-redis.call('HSET', KEYS[3], ARGV[1], digest)
-local votes = redis.call('HINCRBY', KEYS[2], digest, 1)
-redis.call('HSETNX', KEYS[2], 'm:' .. digest, ARGV[8])
-local replace = votes >= tonumber(ARGV[9])
-for name, value in pairs(cjson.decode(ARGV[8])) do
-  if replace then
-    redis.call('HSET', KEYS[1], name, value)
-  else
-    redis.call('HSETNX', KEYS[1], name, value)
-  end
-end
-return votes
-"""
+
+def _minified(script: str) -> str:
+    """``script`` without its comment lines and indentation: a Cluster pipeline sends a script's
+    whole text with every call (it refuses EVALSHA), and Redis hashes it each time."""
+    lines = (line.strip() for line in script.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("--"))
+
 
 _UNCLAIM_LUA = """
 -- KEYS[2] claims, KEYS[3] claimants; ARGV[1] user: take the reader's vote back
@@ -176,11 +514,32 @@ class Event:
         The catalogue's ``url`` is rebuilt from the canonical id, never the address the reader
         was at, so no page URL of anyone's browsing is stored.
         """
-        fields = {"title": self.title, "url": paper_url(self.paper_id), "abstract": self.abstract}
-        out = {k: v for k, v in fields.items() if v}
-        if self.authors:
-            out["authors"] = json.dumps(list(self.authors), ensure_ascii=False)
-        return out
+        return _metadata(self.paper_id, self.title, self.abstract, self.authors)
+
+
+def _metadata(
+    paper_id: str, title: str | None, abstract: str | None, authors: tuple[str, ...]
+) -> dict[str, str]:
+    fields = {"title": title, "url": paper_url(paper_id), "abstract": abstract}
+    out = {k: v for k, v in fields.items() if v}
+    if authors:
+        out["authors"] = json.dumps(list(authors), ensure_ascii=False)
+    return out
+
+
+# Bounded: an entry holds an event's text twice (key and JSON), at most ~20 KB with a
+# 10,000-character abstract, so at most ~80 MB per process and a few MB for typical papers.
+@functools.lru_cache(maxsize=4096)
+def _claim(
+    paper_id: str, title: str | None, abstract: str | None, authors: tuple[str, ...]
+) -> tuple[str, str]:
+    """An event's metadata vote: ``(digest, JSON)`` of :meth:`Event.metadata`, ``("", "")`` if
+    it carries none. Cached: hot papers arrive with the same text over and over."""
+    meta = _metadata(paper_id, title, abstract, authors)
+    if not meta:
+        return "", ""
+    blob = json.dumps(meta, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32], blob
 
 
 @dataclass(frozen=True)
@@ -204,10 +563,10 @@ class EventStore:
         self.settings = settings
         self.keys = keys or Keys(settings.key_prefix, settings.stream_partitions)
         self._cluster = isinstance(redis, RedisCluster)
-        self._ingest = redis.register_script(_INGEST_LUA)
-        self._trending = redis.register_script(_TRENDING_LUA)
-        self._user = redis.register_script(_USER_LUA)
-        self._paper = redis.register_script(_PAPER_LUA)
+        self._ingest = redis.register_script(_minified(_INGEST_LUA))
+        self._user = redis.register_script(_minified(_USER_LUA))
+        self._papers = redis.register_script(_minified(_PAPERS_LUA))
+        self._trending = redis.register_script(_minified(_TRENDING_LUA))
         self._unclaim = redis.register_script(_UNCLAIM_LUA)
 
     def _script(self, script: Any, keys: list[str], args: list[Any], pipe: Any) -> None:
@@ -221,84 +580,147 @@ class EventStore:
     def ingest(
         self, user_id: str, events: Sequence[Event], now: float | None = None
     ) -> IngestResult:
-        """Append ``events`` of ``user_id`` to the log once each and update derived keys."""
+        """Append ``events`` of ``user_id`` to the log once each and update derived keys.
+
+        One script call on a single Redis; on a Cluster, the log's call and then one pipeline
+        with a call per hash slot of the derived keys (see the module's docstring).
+        """
         if not events:
             return IngestResult(0, 0)
         now = time.time() if now is None else now
         k = self.keys
         partition = k.partition_of(user_id)
-        args: list[Any] = [int(self.settings.retention_s * 1000), len(events)]
+        rows = self._rows(events, int(now))
+        log_keys = [k.stream(partition), k.dedupe(partition)]
+        if not self._cluster:
+            papers = list(dict.fromkeys(ev.paper_id for ev in events))
+            keys = log_keys + self._derived_keys(user_id, "UZT", papers)
+            args = self._header("LUZT", user_id, partition, now, papers, len(events))
+            accepted = self._ingest(keys=keys, args=args + rows)
+            return IngestResult(accepted, len(events) - accepted)
+        header = self._header("L", user_id, partition, now, [], len(events))
+        results = self._ingest(keys=log_keys, args=header + rows)
+        self._derive_by_slot(user_id, partition, rows, results, now)
+        accepted = sum(1 for res in results if res)
+        return IngestResult(accepted, len(events) - accepted)
+
+    def _rows(self, events: Sequence[Event], now_s: int) -> list[Any]:
+        """The ingest script's rows for ``events`` (``_ROW`` values each)."""
+        rows: list[Any] = []
         for ev in events:
-            reader = "1" if ev.kind in READ_KINDS else "0"
-            args += [user_id, ev.id, ev.kind, ev.paper_id, ev.ts, ev.site, reader]
-        results = self._ingest(keys=[k.stream(partition), k.dedupe(partition)], args=args)
+            digest, blob = _claim(ev.paper_id, ev.title, ev.abstract, ev.authors)
+            rows += (
+                ev.id,
+                ev.kind,
+                ev.paper_id,
+                ev.ts,
+                ev.site,
+                "1" if ev.kind in READ_KINDS else "0",
+                min(ev.ts, now_s),
+                digest,
+                blob,
+            )
+        return rows
 
-        accepted = [(ev, res) for ev, res in zip(events, results, strict=True) if res]
-        if accepted:
-            self._derive(user_id, partition, accepted, now)
-        return IngestResult(len(accepted), len(events) - len(accepted))
+    def _header(
+        self, sections: str, user_id: str, partition: int, now: float, papers: list[str], n: int
+    ) -> list[Any]:
+        """The ingest script's ARGV before its rows (layout in ``_INGEST_LUA``)."""
+        s = self.settings
+        windows = s.trending_windows
+        return [
+            sections,
+            user_id,
+            partition,
+            int(s.retention_s * 1000),
+            int(now - s.retention_s),
+            METADATA_QUORUM,
+            len(windows),
+            trending.DEFAULT_EPOCH,
+            trending.REBASE_EXPONENT,
+            len(papers),
+            n,
+            *windows.values(),
+            *papers,
+        ]
 
-    def _derive(self, user_id: str, partition: int, accepted: list, now: float) -> None:
-        """Update the user's keys, each paper's catalogue entry and trending: one script per
-        hash slot, all in one pipeline (a handful of commands for a batch of hundreds)."""
+    def _derived_keys(self, user_id: str, sections: str, papers: Iterable[str]) -> list[str]:
+        """KEYS of the derived ``sections`` ('U', 'Z', 'T') and of ``papers``, in script order."""
+        k = self.keys
+        keys: list[str] = []
+        if "U" in sections:
+            keys += [k.user_entries(user_id), k.user_seen(user_id), k.user_dismissed(user_id)]
+        if "Z" in sections:
+            keys.append(k.papers())
+        if "T" in sections:
+            for window in self.settings.trending_windows:
+                keys += [k.trending(window), k.trending_epoch(window)]
+        for pid in papers:
+            keys += [k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)]
+        return keys
+
+    def _derive_by_slot(
+        self,
+        user_id: str,
+        partition: int,
+        rows: list[Any],
+        results: Sequence[Any],
+        now: float,
+    ) -> None:
+        """On a Cluster: the derived keys of the events the log's call accepted, in one pipeline
+        with one script call per hash slot (the user's keys, the papers of each slot, trending)
+        and the catalogue set's ZADD: what the ingest script's sections do on a single Redis."""
         k = self.keys
         user_args: list[Any] = [int(now - self.settings.retention_s)]
-        per_paper: dict[str, dict[str, Any]] = {}
+        per_paper: dict[str, list[Any]] = {}  # as _INGEST_LUA aggregates them
         new_readers: list[tuple[str, int]] = []
-        for ev, (entry_id, new_reader) in accepted:
-            ts = min(ev.ts, int(now))
-            user_args += [f"{partition}/{entry_id}", ev.kind, ev.paper_id, ts]
-            paper = per_paper.setdefault(
-                ev.paper_id, {"ts": ts, "open": 0, "click": 0, "dismiss": 0, "readers": 0}
-            )
-            paper["ts"] = min(paper["ts"], ts)
-            paper[ev.kind] += 1
+        for j, res in enumerate(results):
+            if not res:
+                continue
+            row = rows[j * _ROW : (j + 1) * _ROW]
+            kind, paper_id, ts, new_reader = row[1], row[2], row[6], int(res[1])
+            user_args += [f"{partition}/{res[0]}", kind, paper_id, ts]
+            paper = per_paper.get(paper_id)
+            if paper is None:
+                paper = per_paper[paper_id] = [ts, 0, 0, 0, 0, "", ""]
+            elif ts < paper[0]:
+                paper[0] = ts
+            paper[1 + KINDS.index(kind)] += 1
+            paper[4] += new_reader
+            if row[7]:  # the batch's last version of the paper's text counts
+                paper[5], paper[6] = row[7], row[8]
             if new_reader:
-                paper["readers"] += 1
-                new_readers.append((ev.paper_id, ts))
-            meta = ev.metadata()
-            if meta:
-                paper["meta"] = meta  # the batch's last version of a paper's text counts
+                new_readers.append((paper_id, ts))
+        if not per_paper:
+            return
         pipe = self.redis.pipeline(transaction=False)
-        user_keys = [k.user_entries(user_id), k.user_seen(user_id), k.user_dismissed(user_id)]
-        self._script(self._user, user_keys, user_args, pipe)
-        for pid, paper in per_paper.items():
-            digest, blob = "", ""
-            if "meta" in paper:
-                blob = json.dumps(paper["meta"], sort_keys=True, ensure_ascii=False)
-                digest = hashlib.sha256(blob.encode()).hexdigest()[:32]
-            self._script(
-                self._paper,
-                [k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)],
-                [
-                    user_id,
-                    paper["ts"],
-                    paper["open"],
-                    paper["click"],
-                    paper["dismiss"],
-                    paper["readers"],
-                    digest,
-                    blob,
-                    METADATA_QUORUM,
-                ],
-                pipe,
-            )
-        pipe.zadd(k.papers(), {pid: paper["ts"] for pid, paper in per_paper.items()}, nx=True)
+        self._script(self._user, self._derived_keys(user_id, "U", []), user_args, pipe)
+        by_slot: dict[int, list[str]] = {}
+        for paper_id in per_paper:
+            by_slot.setdefault(key_slot(k.paper(paper_id).encode()), []).append(paper_id)
+        for papers in by_slot.values():
+            args = [user_id, METADATA_QUORUM]
+            for paper_id in papers:
+                args += per_paper[paper_id]
+            self._script(self._papers, self._derived_keys(user_id, "", papers), args, pipe)
+        pipe.zadd(k.papers(), {pid: paper[0] for pid, paper in per_paper.items()}, nx=True)
         if new_readers:
             self.queue_readers(pipe, new_readers, sign=1)
         pipe.execute()
 
     def queue_readers(self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int) -> None:
         """Queue on ``pipe``: add (or, with ``sign=-1``, take back) ``(paper, first-read time)``
-        readers in every trending window. Also used to seed a demo catalogue."""
+        readers in every trending window (one script call). Also seeds a demo catalogue."""
         k = self.keys
-        pairs: list[Any] = []
+        windows = self.settings.trending_windows
+        keys: list[str] = []
+        for window in windows:
+            keys += [k.trending(window), k.trending_epoch(window)]
+        args: list[Any] = [len(windows), trending.DEFAULT_EPOCH, trending.REBASE_EXPONENT, sign]
+        args += windows.values()
         for paper_id, ts in readers:
-            pairs += [paper_id, ts]
-        for window, half_life in self.settings.trending_windows.items():
-            args = [half_life, trending.DEFAULT_EPOCH, trending.REBASE_EXPONENT, sign, *pairs]
-            keys = [k.trending(window), k.trending_epoch(window)]
-            self._script(self._trending, keys, args, pipe)
+            args += [paper_id, ts]
+        self._script(self._trending, keys, args, pipe)
 
     def trim(self, now: float | None = None) -> int:
         """Drop log entries and de-duplication marks older than the retention window."""

@@ -38,7 +38,9 @@ _SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "cross-origin",
     "Permissions-Policy": "interest-cohort=()",
 }
+_SECURITY_HEADER_ITEMS = tuple((k, k.lower(), v) for k, v in _SECURITY_HEADERS.items())
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 
 
 def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
@@ -88,22 +90,30 @@ def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
 
     @app.before_request
     def _json_bodies_only() -> None:
-        has_body = request.method in ("POST", "PUT", "PATCH") and request.content_length
-        if not has_body or _JSON_MIME.match(request.mimetype or ""):
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        if req.method not in _BODY_METHODS or not req.content_length:
+            return
+        mimetype = req.mimetype or ""
+        if _JSON_MIME.match(mimetype):
             return
         # RFC 8058 one-click unsubscribe posts a form, as mail clients send it
-        if request.endpoint in web.FORM_ENDPOINTS and request.mimetype in web.FORM_MIMES:
+        if req.endpoint in web.FORM_ENDPOINTS and mimetype in web.FORM_MIMES:
             return
         raise Problem(415, "send the body as application/json")
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.path.startswith("/v1/") or request.path == "/openapi.json":
-            response.headers.setdefault("Content-Security-Policy", _API_CSP)
-        if request.path.startswith("/v1/me") or request.path == "/v1/users":
-            response.headers["Cache-Control"] = "no-store"
+        headers = response.headers
+        present = {name.lower() for name, _ in headers}
+        for name, lower, value in _SECURITY_HEADER_ITEMS:
+            if lower not in present:
+                headers.add(name, value)
+        path = request.path
+        api = path.startswith("/v1/") or path == "/openapi.json"
+        if api and "content-security-policy" not in present:
+            headers.add("Content-Security-Policy", _API_CSP)
+        if path.startswith("/v1/me") or path == "/v1/users":
+            headers["Cache-Control"] = "no-store"
         return response
 
     return app

@@ -30,27 +30,28 @@ class RequestIdFilter(logging.Filter):
 def init_app(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
+        ctx = g._get_current_object()  # one context-local look-up instead of one per use
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        g.started = time.perf_counter()
+        ctx.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        ctx.started = time.perf_counter()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
-        metrics.REQUESTS.labels(request.method, endpoint, response.status_code).inc()
-        metrics.LATENCY.labels(endpoint).observe(elapsed)
-        if request.endpoint == "events.post_events" and response.status_code == 422:
-            body = request.get_json(silent=True)
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+        started = getattr(ctx, "started", None)
+        elapsed = time.perf_counter() - started if started is not None else 0.0
+        endpoint = req.url_rule.rule if req.url_rule else "<unmatched>"
+        status = response.status_code
+        metrics.child(metrics.REQUESTS, req.method, endpoint, status).inc()
+        metrics.child(metrics.LATENCY, endpoint).observe(elapsed)
+        if status == 422 and req.endpoint == "events.post_events":
+            body = req.get_json(silent=True)
             events = body.get("events") if isinstance(body, dict) else None
-            metrics.EVENTS.labels("rejected").inc(len(events) if isinstance(events, list) else 1)
-        response.headers["X-Request-ID"] = g.get("request_id", "-")
+            rejected = len(events) if isinstance(events, list) else 1
+            metrics.child(metrics.EVENTS, "rejected").inc(rejected)
+        response.headers["X-Request-ID"] = getattr(ctx, "request_id", "-")
         log.info(
-            "method=%s endpoint=%s status=%d ms=%.2f",
-            request.method,
-            endpoint,
-            response.status_code,
-            elapsed * 1000,
+            "method=%s endpoint=%s status=%d ms=%.2f", req.method, endpoint, status, elapsed * 1000
         )
         return response
 

@@ -62,7 +62,8 @@ def init_app(app: Flask, settings: Settings, key_prefix: str) -> Limiter:
             raise SettingsError(f"PAPERFEED_{name.upper()}: {exc}") from None
     limiter = Limiter(
         key_func=client_address,
-        app=app,
+        # switched off (PAPERFEED_RATE_LIMITS=0): not attached, so no request pays for its hooks
+        app=app if settings.rate_limit_enabled else None,
         enabled=settings.rate_limit_enabled,
         storage_uri=settings.redis_url or "memory://",
         storage_options={
@@ -74,6 +75,8 @@ def init_app(app: Flask, settings: Settings, key_prefix: str) -> Limiter:
         headers_enabled=True,
         swallow_errors=True,
     )
+    if not settings.rate_limit_enabled:
+        return limiter
     per_address = settings.rate_limit_per_address
     for endpoint, (setting, key) in LIMITS.items():
         view = app.view_functions.get(endpoint)

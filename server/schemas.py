@@ -4,6 +4,11 @@ Unknown fields are rejected everywhere, every string has a length bound, and an 
 timestamp must lie between the start of the retention window and a bounded clock skew ahead of
 the server's clock. A paper is named by a canonical id or by the URL it was seen at; both are
 normalised by :mod:`recommender.paperid`.
+
+``EventBatchIn.load`` first tries a fast path compiled from these schemas at import
+(:mod:`server.fastpath`; it shares :func:`paper_identity`, :func:`ts_problem` and
+:func:`make_event` with them), and marshmallow decides whatever the fast path leaves to it and
+builds every error answer.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from marshmallow import (
 
 from recommender.paperid import canonical_paper_id
 from recommender.store import KINDS, Event
+from server.fastpath import compile_fast_path
 
 HOST = validate.Regexp(
     r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
@@ -60,21 +66,32 @@ class PaperIn(StrictSchema):
 
     @validates_schema
     def _identity(self, data: dict[str, Any], **_: Any) -> None:
-        if "id" not in data and "url" not in data:
-            raise ValidationError("a paper needs an id or a url", "id")
-        canonical = {}
-        for name in ("id", "url"):
-            if name in data:
-                canonical[name] = _canonical_id(data[name])
-                if canonical[name] is None:
-                    raise ValidationError(f"not a recognised paper {name}", name)
-        if len(set(canonical.values())) > 1:
-            raise ValidationError("id and url name different papers", "url")
+        paper_identity(data)
 
     @post_load
     def _with_canonical_id(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         data["canonical_id"] = _canonical_id(data.get("id") or data["url"])
         return data
+
+
+def paper_identity(data: dict[str, Any]) -> str:
+    """The canonical id of the paper that a valid ``PaperIn`` names.
+
+    Raises ``ValidationError(message, field)`` when it names none (neither an id nor a URL, or
+    one that is not recognised) or its id and URL name different papers. Shared by the schema
+    and the fast path (:mod:`server.fastpath`).
+    """
+    if "id" not in data and "url" not in data:
+        raise ValidationError("a paper needs an id or a url", "id")
+    canonical = {}
+    for name in ("id", "url"):
+        if name in data:
+            canonical[name] = _canonical_id(data[name])
+            if canonical[name] is None:
+                raise ValidationError(f"not a recognised paper {name}", name)
+    if len(set(canonical.values())) > 1:
+        raise ValidationError("id and url name different papers", "url")
+    return canonical.get("id") or canonical["url"]
 
 
 class EventIn(StrictSchema):
@@ -88,31 +105,45 @@ class EventIn(StrictSchema):
 
     @validates("ts")
     def _recent(self, value: int, **_: Any) -> None:
-        settings = _settings()
-        now = time.time()
-        if value > now + settings.max_clock_skew_s:
-            raise ValidationError(
-                f"is {value - now:.0f} s ahead of the server clock "
-                f"(at most {settings.max_clock_skew_s:.0f} s allowed)"
-            )
-        if value < now - settings.retention_s:
-            raise ValidationError(
-                f"is older than the retention window of {settings.retention_days:g} days"
-            )
+        problem = ts_problem(value, _settings(), time.time())
+        if problem:
+            raise ValidationError(problem)
 
     @post_load
     def _event(self, data: dict[str, Any], **_: Any) -> Event:
-        paper = data["paper"]
-        return Event(
-            id=str(data["id"]),
-            kind=data["type"],
-            paper_id=paper["canonical_id"],
-            ts=int(data["ts"]),
-            site=data["site"],
-            title=_clean(paper.get("title")),
-            abstract=_clean(paper.get("abstract")),
-            authors=tuple(a for a in (_clean(x) for x in paper.get("authors", ())) if a),
+        return make_event(str(data["id"]), data["type"], data["paper"], data["ts"], data["site"])
+
+
+def ts_window(settings: Any, now: float) -> tuple[float, float]:
+    """The oldest and the newest client timestamp accepted at ``now``."""
+    return now - settings.retention_s, now + settings.max_clock_skew_s
+
+
+def ts_problem(value: int, settings: Any, now: float) -> str | None:
+    """Why an event's timestamp is refused at ``now``, or ``None`` if it is accepted."""
+    oldest, newest = ts_window(settings, now)
+    if value > newest:
+        return (
+            f"is {value - now:.0f} s ahead of the server clock "
+            f"(at most {settings.max_clock_skew_s:.0f} s allowed)"
         )
+    if value < oldest:
+        return f"is older than the retention window of {settings.retention_days:g} days"
+    return None
+
+
+def make_event(event_id: str, kind: str, paper: dict[str, Any], ts: int, site: str) -> Event:
+    """The :class:`Event` of one valid event whose paper carries its ``canonical_id``."""
+    return Event(
+        id=event_id,
+        kind=kind,
+        paper_id=paper["canonical_id"],
+        ts=int(ts),
+        site=site,
+        title=_clean(paper.get("title")),
+        abstract=_clean(paper.get("abstract")),
+        authors=tuple(a for a in (_clean(x) for x in paper.get("authors", ())) if a),
+    )
 
 
 def _clean(text: str | None) -> str | None:
@@ -128,6 +159,30 @@ class EventBatchIn(StrictSchema):
         limit = _settings().max_batch
         if not 1 <= len(value) <= limit:
             raise ValidationError(f"must hold 1 to {limit} events, got {len(value)}")
+
+    def load(
+        self,
+        data: Any,
+        *,
+        many: bool | None = None,
+        partial: bool | Any = None,
+        unknown: str | None = None,
+    ) -> Any:
+        """As :meth:`Schema.load`; a plain load (as webargs makes it) tries the fast path
+        first (:mod:`server.fastpath`), and marshmallow decides whatever that leaves to it."""
+        plain = (many, partial, unknown) == (None, None, None) and not (
+            self.many or self.partial or self.only or self.exclude or self.unknown != RAISE
+        )
+        if plain:
+            loaded = FAST_PATH.load(data, _settings(), time.time())
+            if loaded is not None:
+                return loaded
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
+
+FAST_PATH = compile_fast_path(
+    EventBatchIn, paper_identity=paper_identity, ts_window=ts_window, make_event=make_event
+)
 
 
 class IngestOut(Schema):

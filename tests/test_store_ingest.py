@@ -1,0 +1,129 @@
+"""EventStore.ingest's two ways of writing a batch leave the same data.
+
+On a single Redis a batch is one script call; on a Redis Cluster it is the log's call and then a
+pipeline with one call per hash slot of the derived keys. Both are driven here through the same
+random workload (repeated papers, re-sent and repeated events, the three kinds, metadata votes,
+timestamps ahead of the clock, an erasure halfway) on two key prefixes, and every key compared.
+On a Cluster both stores take the per-slot way, and the test still checks the workload runs.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from recommender.settings import Settings
+from recommender.store import Event, EventStore
+from tests.conftest import delete_prefix
+
+pytestmark = pytest.mark.integration
+
+
+def dump(redis: Any, prefix: str) -> dict[str, Any]:
+    """Every key under ``prefix``, minus what depends on the arrival clock (entry ids)."""
+    out: dict[str, Any] = {}
+    for key in sorted(redis.scan_iter(match=f"{prefix}:*", count=1000)):
+        name, kind = key[len(prefix) :], redis.type(key)
+        if kind == "stream":
+            out[name] = [fields for _, fields in redis.xrange(key)]
+        elif kind == "zset":
+            pairs = redis.zrange(key, 0, -1, withscores=True)
+            if name.endswith(":entries"):  # members name stream entries
+                out[name] = sorted(score for _, score in pairs)
+            elif name.endswith(":dedupe"):  # scores are arrival times
+                out[name] = sorted(member for member, _ in pairs)
+            else:
+                out[name] = sorted(pairs)
+        elif kind == "hash":
+            out[name] = redis.hgetall(key)
+        else:
+            out[name] = redis.get(key)
+    return out
+
+
+def workload(seed: int) -> list[tuple[str, list[Event] | None]]:
+    """(user, batch) steps; a batch of None erases the user."""
+    rnd = random.Random(seed)
+    now = int(time.time())
+    users = [f"user{i}" for i in range(4)]
+    papers = [f"arxiv:2401.{i:05d}" for i in range(1, 9)]
+    sent: list[Event] = []
+    steps: list[tuple[str, list[Event] | None]] = []
+    for step in range(30):
+        if step == 15:
+            steps.append((users[0], None))
+            continue
+        batch = []
+        for _ in range(rnd.randint(1, 10)):
+            if sent and rnd.random() < 0.2:
+                batch.append(rnd.choice(sent))  # a retried event
+                continue
+            event = Event(
+                id=str(uuid.UUID(int=rnd.getrandbits(128))),
+                kind=rnd.choice(["open", "click", "dismiss"]),
+                paper_id=rnd.choice(papers),
+                ts=now - rnd.randint(-600, 3 * 86400),
+                site="arxiv.org",
+                title=rnd.choice([None, "One title", "Another title"]),
+                abstract=rnd.choice([None, "An abstract."]),
+                authors=tuple(rnd.sample(["Ada", "Grace", "Alan"], rnd.randint(0, 2))),
+            )
+            sent.append(event)
+            batch.append(event)
+        if rnd.random() < 0.3:
+            batch.append(batch[0])  # the same event twice in one batch
+        steps.append((rnd.choice(users), batch))
+    return steps
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_call_and_per_slot_calls_store_the_same(redis_client, prefix, seed):
+    other = f"{prefix}-slots"
+    one_call = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix))
+    per_slot = EventStore(redis_client, Settings.from_env({}, key_prefix=other))
+    per_slot._cluster = True  # the Cluster's way, which a single Redis serves as well
+    now = time.time()
+    try:
+        for step, (user, batch) in enumerate(workload(seed)):
+            if batch is None:
+                assert one_call.erase(user, now=now + step) == per_slot.erase(user, now=now + step)
+                continue
+            a = one_call.ingest(user, batch, now=now + step)
+            b = per_slot.ingest(user, batch, now=now + step)
+            assert a == b
+            assert a.accepted + a.duplicates == len(batch)
+        ours, theirs = dump(redis_client, prefix), dump(redis_client, other)
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            assert ours[key] == theirs[key], key
+        assert any(":trending}" in key or "{trending}" in key for key in ours)
+    finally:
+        delete_prefix(redis_client, other)
+
+
+def test_a_batch_larger_than_lua_can_unpack_at_once(redis_client, prefix):
+    # 4,500 events: their sorted-set writes exceed the ~8,000 values Lua's unpack() takes
+    store = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix))
+    now = int(time.time())
+    events = [
+        Event(
+            id=str(uuid.uuid4()),
+            kind="open",
+            paper_id=f"arxiv:2401.{i % 3000 + 1:05d}",
+            ts=now,
+            site="arxiv.org",
+            title=f"Paper {i % 3000}",
+        )
+        for i in range(4500)
+    ]
+    assert store.ingest("bulk", events).accepted == 4500
+    assert store.ingest("bulk", events).duplicates == 4500
+    k = store.keys
+    assert redis_client.xlen(k.stream(0)) == 4500
+    assert redis_client.zcard(k.user_entries("bulk")) == 4500
+    assert redis_client.zcard(k.user_seen("bulk")) == 3000
+    assert redis_client.zcard(k.trending()) == 3000
