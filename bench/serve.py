@@ -3,12 +3,13 @@
     .venv/bin/python bench/serve.py                      # 1M users x 200k papers, 64 factors
     .venv/bin/python bench/serve.py --users 100000 --papers 20000 --seconds 10
 
-A synthetic model (random float32 factors) is stored in Redis under a throwaway prefix as the
-active version, with a trending list, a catalogue entry per trending paper and ``--readers``
-registered users with a history (a quarter of them with events after the training, so their
-vector is folded in per request). Then ``--processes`` processes (like gunicorn workers), each
-with its own app and ``--threads`` client threads, call the endpoint through the WSGI app (auth,
-Redis reads, blend, catalogue, JSON) for ``--seconds``; latencies are reported per request.
+A synthetic model (random float32 factors, or trained ones with ``--factors-from``) is stored in
+Redis under a throwaway prefix as the active version, with a trending list, a catalogue entry
+per trending paper and ``--readers`` registered users with a history (a quarter of them with
+events after the training, so their vector is folded in per request). Then ``--processes``
+processes (like gunicorn workers), each with its own app and ``--threads`` client threads, call
+the endpoint through the WSGI app (auth, Redis reads, blend, catalogue, JSON) for
+``--seconds``; latencies are reported per request.
 """
 
 from __future__ import annotations
@@ -81,11 +82,19 @@ def setup(args: argparse.Namespace, settings: Settings) -> list[str]:
     pipe.execute()
     user_ids = [f"synthetic{u:07d}" for u in range(args.users - args.readers)] + reader_ids
     factors = args.factors
+    if args.factors_from:  # trained factors (bench/train_synthetic.py) instead of random ones
+        saved = np.load(args.factors_from)
+        user_factors, item_factors = saved["user_factors"], saved["item_factors"]
+        if user_factors.shape != (args.users, factors) or item_factors.shape[0] != args.papers:
+            raise SystemExit(f"{args.factors_from}: shapes do not match --users/--papers/--factors")
+    else:
+        user_factors = rng.standard_normal((args.users, factors), dtype=np.float32) * 0.1
+        item_factors = rng.standard_normal((args.papers, factors), dtype=np.float32) * 0.1
     model = modelstore.StoredModel.from_ids(
         user_ids,
         [paper_id(p) for p in range(args.papers)],
-        rng.standard_normal((args.users, factors), dtype=np.float32) * 0.1,
-        rng.standard_normal((args.papers, factors), dtype=np.float32) * 0.1,
+        user_factors,
+        item_factors,
         meta={"params": TrainParams(factors=factors).as_dict(), "trained_at": trained_at},
     )
     modelstore.store(redis, keys, model, activate=True, keep=2)
@@ -107,7 +116,11 @@ def worker(
     assert warm.get_json()["model_version"], "the model did not load"
     recommender = app.extensions["paperfeed"].extras["recommender"]
     began = time.perf_counter()
-    while settings.personal_scan_fraction < 1 and recommender.snapshot().index is None:
+    from recommender import ivf
+
+    papers = len(recommender.snapshot().model.item_ids)
+    indexed = settings.personal_scan_fraction < 1 and papers >= ivf.MIN_ITEMS
+    while indexed and recommender.snapshot().index is None:
         if time.perf_counter() - began > 300:
             raise RuntimeError("the index was not built in 300 s")
         time.sleep(0.05)
@@ -150,6 +163,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--factors-from",
+        metavar="NPZ",
+        help="user_factors and item_factors from bench/train_synthetic.py (default: random)",
+    )
     parser.add_argument(
         "--scan-fraction",
         type=float,

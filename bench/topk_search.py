@@ -11,7 +11,9 @@ score papers by decreasing norm, stop when ``|user| * |paper|`` falls below the 
    the worst case for any index);
 2. ALS (``recommender.als.train``, 64 factors) on 2 million synthetic Zipf events (the generator
    of ``bench/retrain.py``: 100,000 users, 40,000 papers);
-3. ALS on citeulike-a (``bench/eval_prepare.py`` writes the CSV), if given.
+3. ALS on citeulike-a (``bench/eval_prepare.py`` writes the CSV), if given;
+4. the factors saved by ``bench/train_synthetic.py`` (``--factors-from``), if given: ALS on
+   20 million synthetic Zipf events is 1M users x 200k papers, the size of the serving goal.
 """
 
 from __future__ import annotations
@@ -71,7 +73,13 @@ def study(name: str, users: NDArray[np.float32], items: NDArray[np.float32]) -> 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--citeulike", help="citeulike-a.csv from bench/eval_prepare.py")
+    parser.add_argument(
+        "--factors-from", metavar="NPZ", help="also a model from bench/train_synthetic.py"
+    )
     args = parser.parse_args(argv)
+    if args.factors_from:
+        saved = np.load(args.factors_from)
+        study(f"ALS from {args.factors_from}", saved["user_factors"], saved["item_factors"])
     rng = np.random.default_rng(0)
     study(
         "random normal (bench/serve.py's model)",
