@@ -65,18 +65,21 @@ def mailbox() -> Iterator[tuple[Collector, int]]:
         controller.stop()
 
 
+def mail_fields(port: int) -> dict[str, Any]:
+    """Settings that send the daily email to the test mailbox listening on ``port``."""
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_security": "none",
+        "secret_key": SECRET,
+        "public_url": "https://paperfeed.test",
+        "email_sender": "Paperfeed <digest@paperfeed.test>",
+    }
+
+
 @pytest.fixture
 def mail_settings(settings: Settings, mailbox: tuple[Collector, int]) -> Settings:
-    return dataclasses.replace(
-        settings,
-        smtp_host="127.0.0.1",
-        smtp_port=mailbox[1],
-        smtp_security="none",
-        secret_key=SECRET,
-        public_url="https://paperfeed.test",
-        email_sender="Paperfeed <digest@paperfeed.test>",
-        digest_size=5,
-    )
+    return dataclasses.replace(settings, **mail_fields(mailbox[1]), digest_size=5)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import html
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -189,27 +190,34 @@ def test_a_refused_address_does_not_stop_the_others(
     assert len(collector.messages) == 2
 
 
-def test_digest_job_on_the_queue_and_the_admin_api(
-    st: Any, mail_settings: Settings, mail_client: Any, mailbox: Any
-) -> None:
-    collector, _ = mailbox
-    subscriber(st, 1)
+@pytest.fixture
+def queue(mail_settings: Settings) -> Iterator[Any]:
+    """The app's job queue, and every job it ran dropped afterwards."""
     conn = jobs.connect_queue(mail_settings)
     queue = jobs.train_queue(conn, mail_settings)
     try:
-        job_id, created = digest.enqueue_digest(conn, mail_settings, digest.today())
-        assert created and job_id == f"{mail_settings.key_prefix}-digest-{digest.today()}"
-        assert digest.enqueue_digest(conn, mail_settings, digest.today()) == (job_id, False)
-        SimpleWorker([queue], connection=conn).work(burst=True)
-        admin = {"Authorization": f"Bearer {mail_settings.admin_token}"}
-        status = mail_client.get(f"/v1/admin/jobs/{job_id}", headers=admin).get_json()
-        assert status["status"] == "finished", status
-        assert status["result"]["sent"] == 1
-        assert len(collector.messages) == 1
-        # finished: the same day is not enqueued again
-        assert digest.enqueue_digest(conn, mail_settings, digest.today()) == (job_id, False)
+        yield queue
     finally:
         drop_queue(conn, queue)
+
+
+def test_digest_job_on_the_queue_and_the_admin_api(
+    st: Any, mail_settings: Settings, mail_client: Any, mailbox: Any, queue: Any
+) -> None:
+    collector, _ = mailbox
+    subscriber(st, 1)
+    conn = queue.connection
+    job_id, created = digest.enqueue_digest(conn, mail_settings, digest.today())
+    assert created and job_id == f"{mail_settings.key_prefix}-digest-{digest.today()}"
+    assert digest.enqueue_digest(conn, mail_settings, digest.today()) == (job_id, False)
+    SimpleWorker([queue], connection=conn).work(burst=True)
+    admin = {"Authorization": f"Bearer {mail_settings.admin_token}"}
+    status = mail_client.get(f"/v1/admin/jobs/{job_id}", headers=admin).get_json()
+    assert status["status"] == "finished", status
+    assert status["result"]["sent"] == 1
+    assert len(collector.messages) == 1
+    # finished: the same day is not enqueued again
+    assert digest.enqueue_digest(conn, mail_settings, digest.today()) == (job_id, False)
 
 
 def test_cli_preview_and_send(st: Any, mail_settings: Settings, mailbox: Any, capsys: Any) -> None:
@@ -305,27 +313,23 @@ def test_starttls_and_tls_with_login(
 
 
 def test_the_clock_sends_the_daily_email_after_the_nightly_training(
-    st: Any, mail_settings: Settings, mail_client: Any, mailbox: Any
+    st: Any, mail_settings: Settings, mail_client: Any, mailbox: Any, queue: Any
 ) -> None:
     from recommender import clock
 
     collector, _ = mailbox
     subscriber(st, 1)
-    conn = jobs.connect_queue(mail_settings)
-    queue = jobs.train_queue(conn, mail_settings)
-    try:
-        train_id = clock.tick(conn, mail_settings, time.time(), redis=st.redis)
-        assert train_id is not None
-        due = clock.slot(mail_settings.nightly_cron, time.time())
-        digest_id = digest.digest_job_id(mail_settings, digest.today(due))
-        admin = {"Authorization": f"Bearer {mail_settings.admin_token}"}
-        waiting = mail_client.get(f"/v1/admin/jobs/{digest_id}", headers=admin).get_json()
-        assert waiting["status"] in ("deferred", "queued"), waiting  # after the training
-        SimpleWorker([queue], connection=conn).work(burst=True)
-        trained = mail_client.get(f"/v1/admin/jobs/{train_id}", headers=admin).get_json()
-        assert trained["status"] in ("finished", "failed"), trained
-        sent = mail_client.get(f"/v1/admin/jobs/{digest_id}", headers=admin).get_json()
-        assert sent["status"] == "finished", sent
-        assert [m["To"] for m in collector.messages] == ["reader1@example.org"]
-    finally:
-        drop_queue(conn, queue)
+    conn = queue.connection
+    train_id = clock.tick(conn, mail_settings, time.time(), redis=st.redis)
+    assert train_id is not None
+    due = clock.slot(mail_settings.nightly_cron, time.time())
+    digest_id = digest.digest_job_id(mail_settings, digest.today(due))
+    admin = {"Authorization": f"Bearer {mail_settings.admin_token}"}
+    waiting = mail_client.get(f"/v1/admin/jobs/{digest_id}", headers=admin).get_json()
+    assert waiting["status"] in ("deferred", "queued"), waiting  # after the training
+    SimpleWorker([queue], connection=conn).work(burst=True)
+    trained = mail_client.get(f"/v1/admin/jobs/{train_id}", headers=admin).get_json()
+    assert trained["status"] in ("finished", "failed"), trained
+    sent = mail_client.get(f"/v1/admin/jobs/{digest_id}", headers=admin).get_json()
+    assert sent["status"] == "finished", sent
+    assert [m["To"] for m in collector.messages] == ["reader1@example.org"]

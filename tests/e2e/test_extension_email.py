@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.mailbox import SECRET
+from tests.mailbox import mail_fields
 
 from .conftest import REDIS_URL, ApiServer, Browser, wait_until
 
@@ -27,12 +27,7 @@ def api(e2e_prefix: str, redis_conn: Any, mailbox: Any) -> Iterator[ApiServer]:
         key_prefix=e2e_prefix,
         redis_url=REDIS_URL,
         rate_limit_enabled=False,
-        smtp_host="127.0.0.1",
-        smtp_port=mailbox[1],
-        smtp_security="none",
-        secret_key=SECRET,
-        public_url="https://paperfeed.test",
-        email_sender="Paperfeed <digest@paperfeed.test>",
+        **mail_fields(mailbox[1]),
     )
     server = ApiServer(create_app(settings))
     server.start()
