@@ -116,10 +116,7 @@ def worker(
     assert warm.get_json()["model_version"], "the model did not load"
     recommender = app.extensions["paperfeed"].extras["recommender"]
     began = time.perf_counter()
-    from recommender import ivf
-
-    papers = len(recommender.snapshot().model.item_ids)
-    indexed = settings.personal_scan_fraction < 1 and papers >= ivf.MIN_ITEMS
+    indexed = recommender.wants_index(recommender.snapshot().model)
     while indexed and recommender.snapshot().index is None:
         if time.perf_counter() - began > 300:
             raise RuntimeError("the index was not built in 300 s")

@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -380,18 +380,39 @@ def zero_user_rows(
     raise RuntimeError(f"model {version} kept changing while its rows were being erased")
 
 
-def forget_user(redis: redis_lib.Redis, keys: Keys, user_id: str) -> int:
-    """Erasure hook: zero ``user_id``'s factor row in every stored version; returns how many."""
-    scrubbed = 0
-    for raw_version in redis.zrange(keys.model_versions(), 0, -1):
-        version = raw_version.decode() if isinstance(raw_version, bytes) else raw_version
+def zero_users(
+    redis: redis_lib.Redis,
+    keys: Keys,
+    rows_of_ids: Callable[[NDArray[np.bytes_]], Any],
+    versions: list[str] | None = None,
+) -> int:
+    """Zero, in each of ``versions`` (default: every stored one), the user rows that
+    ``rows_of_ids(user_ids)`` picks from that version's sorted ids; returns the rows zeroed."""
+    if versions is None:
+        versions = [
+            v.decode() if isinstance(v, bytes) else v
+            for v in redis.zrange(keys.model_versions(), 0, -1)
+        ]
+    zeroed = 0
+    for version in versions:
         try:
             ids = read_arrays(redis, keys.model(version), ("user_ids",))["user_ids"]
         except KeyError:
             continue  # pruned meanwhile
+        rows = np.asarray(rows_of_ids(ids), dtype=np.int64)
+        if len(rows) and zero_user_rows(redis, keys, version, rows, len(ids)):
+            zeroed += len(rows)
+    return zeroed
+
+
+def forget_user(redis: redis_lib.Redis, keys: Keys, user_id: str) -> int:
+    """Erasure hook: zero ``user_id``'s factor row in every stored version; returns how many."""
+
+    def rows(ids: NDArray[np.bytes_]) -> list[int]:
         row = _row(ids, user_id)
-        if row is not None and zero_user_rows(redis, keys, version, [row], len(ids)):
-            scrubbed += 1
+        return [] if row is None else [row]
+
+    scrubbed = zero_users(redis, keys, rows)
     if scrubbed:
         log.info("erased a user's factors from %d model version(s)", scrubbed)
     return scrubbed

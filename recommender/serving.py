@@ -323,12 +323,13 @@ class Recommender:
                 snapshot = replace(snapshot, index=current.index)  # same papers: same index
             self._snapshot = snapshot  # the swap: one reference assignment
         log.info("serving model %s (%d fresh papers)", version, snapshot.fresh)
-        if snapshot.index is None and self._wants_index(model):
+        if snapshot.index is None and self.wants_index(model):
             threading.Thread(
                 target=self._build_index, args=(model,), name=f"ivf-{version}", daemon=True
             ).start()
 
-    def _wants_index(self, model: StoredModel) -> bool:
+    def wants_index(self, model: StoredModel) -> bool:
+        """Whether this process indexes ``model`` (large enough, and not set to scan exactly)."""
         return self.settings.personal_scan_fraction < 1.0 and len(model.item_ids) >= ivf.MIN_ITEMS
 
     def _build_index(self, model: StoredModel) -> None:

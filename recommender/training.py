@@ -224,18 +224,9 @@ def scrub_erased(redis: redis_lib.Redis, keys: Keys, versions: list[str] | None 
     tombstones = modelstore.binary(redis).smembers(keys.compact_tombstones())
     if not tombstones:
         return 0
-    if versions is None:
-        versions = [v["version"] for v in modelstore.list_versions(redis, keys)]
-    zeroed = 0
-    for version in versions:
-        try:
-            ids = modelstore.read_arrays(redis, keys.model(version), ("user_ids",))["user_ids"]
-        except KeyError:
-            continue  # pruned meanwhile
-        rows = compaction.tombstoned_codes(ids, tombstones)
-        if len(rows) and modelstore.zero_user_rows(redis, keys, version, rows, len(ids)):
-            zeroed += len(rows)
-    return zeroed
+    return modelstore.zero_users(
+        redis, keys, lambda ids: compaction.tombstoned_codes(ids, tombstones), versions
+    )
 
 
 def _with_new_papers(
