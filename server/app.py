@@ -19,8 +19,9 @@ from recommender.redisconn import connect
 from recommender.settings import Settings, SettingsError
 from recommender.store import EventStore
 from server import api as api_package
-from server import errors, logs, metrics, ratelimit, web
+from server import errors, lane, logs, metrics, ratelimit, web
 from server.errors import Problem
+from server.headers import API_CSP, SECURITY_HEADERS
 from server.openapi import make_api
 from server.state import AppState
 
@@ -31,15 +32,7 @@ Errors are RFC 9457 `application/problem+json` documents. User endpoints take
 """
 
 _JSON_MIME = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
-_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Resource-Policy": "cross-origin",
-    "Permissions-Policy": "interest-cohort=()",
-}
-_SECURITY_HEADER_ITEMS = tuple((k, k.lower(), v) for k, v in _SECURITY_HEADERS.items())
-_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+_SECURITY_HEADER_ITEMS = tuple((k, k.lower(), v) for k, v in SECURITY_HEADERS.items())
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 
 
@@ -73,20 +66,30 @@ def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
 
     smorest = make_api(app)
     api_package.register(smorest)
+    errors.init_app(app)  # after flask-smorest, so its HTTP error handler is replaced
+    logs.init_app(app)  # its request id and clock first: the hooks below may answer
+
+    @app.before_request
+    def _lane_error() -> None:
+        """An error the events lane met while storing (server.lane): answered here, by the
+        error handlers, as if the view had raised it."""
+        exc = request.environ.pop(lane.LANE_ERROR, None)
+        if exc is not None:
+            raise exc
+
     app.extensions["paperfeed"].extras["limiter"] = ratelimit.init_app(
         app, settings, keys.ns("ratelimit")
     )
-    errors.init_app(app)  # after flask-smorest, so its HTTP error handler is replaced
-    logs.init_app(app)
     metrics.init_app(app)
     web.init_app(app)
-    CORS(
-        app,
-        resources={r"/v1/*": {"origins": [re.compile(o) for o in settings.cors_origins]}},
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["Retry-After", "X-Request-ID"],
-        max_age=600,
-    )
+    cors = {
+        "origins": [re.compile(o) for o in settings.cors_origins],
+        "allow_headers": ["Authorization", "Content-Type", "X-Request-ID"],
+        "expose_headers": ["Retry-After", "X-Request-ID"],
+        "max_age": 600,
+    }
+    CORS(app, resources={r"/v1/*": cors})
+    app.wsgi_app = lane.EventsLane(app, app.wsgi_app, cors)  # type: ignore[method-assign]
 
     @app.before_request
     def _json_bodies_only() -> None:
@@ -111,7 +114,7 @@ def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
         path = request.path
         api = path.startswith("/v1/") or path == "/openapi.json"
         if api and "content-security-policy" not in present:
-            headers.add("Content-Security-Policy", _API_CSP)
+            headers.add("Content-Security-Policy", API_CSP)
         if path.startswith("/v1/me") or path == "/v1/users":
             headers["Cache-Control"] = "no-store"
         return response

@@ -20,12 +20,17 @@ from server.state import state
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="paperfeed"'}
 
 
-def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
+def parse_bearer(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, or ``None``."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def bearer_token() -> str | None:
+    """The current request's bearer token, or ``None``."""
+    return parse_bearer(request.headers.get("Authorization", ""))
 
 
 def require_user() -> str:

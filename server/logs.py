@@ -23,16 +23,40 @@ class RequestIdFilter(logging.Filter):
     """Adds ``request_id`` to every record logged while a request is handled."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        if not hasattr(record, "request_id"):  # the events lane passes its own (server.lane)
+            record.request_id = g.get("request_id", "-") if has_request_context() else "-"
         return True
+
+
+def request_id(given: str) -> str:
+    """The client's ``X-Request-ID`` if it is a sane token, else a fresh one."""
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def record(method: str, endpoint: str, status: int, elapsed: float, rid: str | None = None) -> None:
+    """Count and log one answered request: the metrics and the one access line.
+
+    ``rid`` is given where no Flask request context holds the request id (the events lane).
+    """
+    metrics.child(metrics.REQUESTS, method, endpoint, status).inc()
+    metrics.child(metrics.LATENCY, endpoint).observe(elapsed)
+    if log.isEnabledFor(logging.INFO):
+        extra = None if rid is None else {"request_id": rid}
+        log.info(
+            "method=%s endpoint=%s status=%d ms=%.2f",
+            method,
+            endpoint,
+            status,
+            elapsed * 1000,
+            extra=extra,
+        )
 
 
 def init_app(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         ctx = g._get_current_object()  # one context-local look-up instead of one per use
-        given = request.headers.get("X-Request-ID", "")
-        ctx.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        ctx.request_id = request_id(request.headers.get("X-Request-ID", ""))
         ctx.started = time.perf_counter()
 
     @app.after_request
@@ -42,17 +66,13 @@ def init_app(app: Flask) -> None:
         elapsed = time.perf_counter() - started if started is not None else 0.0
         endpoint = req.url_rule.rule if req.url_rule else "<unmatched>"
         status = response.status_code
-        metrics.child(metrics.REQUESTS, req.method, endpoint, status).inc()
-        metrics.child(metrics.LATENCY, endpoint).observe(elapsed)
+        record(req.method, endpoint, status, elapsed)
         if status == 422 and req.endpoint == "events.post_events":
             body = req.get_json(silent=True)
             events = body.get("events") if isinstance(body, dict) else None
             rejected = len(events) if isinstance(events, list) else 1
             metrics.child(metrics.EVENTS, "rejected").inc(rejected)
         response.headers["X-Request-ID"] = getattr(ctx, "request_id", "-")
-        log.info(
-            "method=%s endpoint=%s status=%d ms=%.2f", req.method, endpoint, status, elapsed * 1000
-        )
         return response
 
 

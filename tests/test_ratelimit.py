@@ -61,6 +61,24 @@ def test_events_and_reads_are_limited_per_token(limited_client, redis_client, pr
     assert any(":ratelimit" in key for key in keys_under(redis_client, prefix))
 
 
+def test_events_count_once_whether_the_lane_or_flask_answers(limited_client):
+    """The events lane (server/lane.py) answers valid batches and hands the rest to Flask:
+    both count against the same limit, each request once."""
+    alice = auth(limited_client.post("/v1/users").get_json())
+    lane = limited_client.application.wsgi_app
+    assert post(limited_client, alice).status_code == 422  # no event: Flask answers
+    assert post(limited_client, alice, event()).status_code == 202
+    assert post(limited_client, alice, event()).status_code == 202
+    assert lane.answered == 2
+    blocked = post(limited_client, alice, event())
+    assert blocked.status_code == 429
+    assert blocked.mimetype == "application/problem+json"
+    assert blocked.get_json()["detail"] == "3 per 1 minute"
+    assert int(blocked.headers["Retry-After"]) > 0
+    assert blocked.headers["X-Request-ID"] != "-"
+    assert lane.answered == 2
+
+
 def test_bad_limit_setting_fails_at_start(prefix, redis_client):
     settings = Settings.from_env(
         {}, redis_url="redis://x", key_prefix=prefix, rate_limit_events="lots please"
