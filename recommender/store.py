@@ -57,6 +57,9 @@ _SLICES_FN = """
 -- in order, so each leaves what one command over all the members would
 local SLICE = 1000
 local function zmscore(key, members)
+  if #members > 0 and #members <= SLICE then  -- one slice: its answer as it is
+    return redis.call('ZMSCORE', key, unpack(members))
+  end
   local out = {}
   for s = 1, #members, SLICE do
     local part = redis.call('ZMSCORE', key, unpack(members, s, math.min(s + SLICE - 1, #members)))
@@ -83,18 +86,10 @@ end
 
 _USER_FN = """
 -- a user's stream entries (history, erasure), seen and dismissed papers, within retention:
--- refs[j] names the stream entry of an event of kinds[j] on papers[j] at times[j]
-local function user_update(keys, cutoff, refs, kinds, papers, times)
+-- entries holds (time, entry ref) pairs, seen and dismissed (time, paper) pairs, in the events'
+-- order (a caller builds them in the one pass it makes over its events)
+local function user_update(keys, cutoff, entries, seen, dismissed)
   for i = 1, 3 do redis.call('ZREMRANGEBYSCORE', keys[i], '-inf', '(' .. cutoff) end
-  local entries, seen, dismissed = {}, {}, {}
-  for j = 1, #refs do
-    entries[#entries + 1] = times[j]
-    entries[#entries + 1] = refs[j]
-    local into = seen
-    if kinds[j] == 'dismiss' then into = dismissed end
-    into[#into + 1] = times[j]
-    into[#into + 1] = papers[j]
-  end
   -- one ZADD each; repeated members apply in order, as separate calls would
   zadd(keys[1], nil, entries)
   zadd(keys[2], 'GT', seen)
@@ -103,9 +98,23 @@ end
 """
 
 _TRENDING_FN = """
+-- the distinct values of a list, in order of first appearance
+local function distinct_of(values)
+  local out, taken = {}, {}
+  for i = 1, #values do
+    if not taken[values[i]] then
+      taken[values[i]] = true
+      out[#out + 1] = values[i]
+    end
+  end
+  return out
+end
+
 -- add (sign = 1) or take back (sign = -1) readers (papers[i] first read at times[i]) in one
--- window: increments are relative to the window's epoch, rebased when they grow too large
-local function trending_update(scores, epoch_key, half, default_epoch, rebase, sign, papers, times)
+-- window; distinct: distinct_of(papers), which the windows share. Increments are relative to
+-- the window's epoch, rebased when they grow too large
+local function trending_update(scores, epoch_key, half, default_epoch, rebase, sign, papers, times,
+    distinct)
   local epoch = tonumber(redis.call('GET', epoch_key) or default_epoch)
   local latest = epoch
   for i = 1, #times do
@@ -120,29 +129,38 @@ local function trending_update(scores, epoch_key, half, default_epoch, rebase, s
   end
   if #papers > 0 then
     -- as one ZINCRBY per reader, in order, would: a score that falls to (about) zero leaves
-    -- the set and a later increment starts it again from zero; but one read and one write
-    local distinct, score = {}, {}
-    for i = 1, #papers do
-      if score[papers[i]] == nil then
-        score[papers[i]] = false
-        distinct[#distinct + 1] = papers[i]
-      end
-    end
+    -- the set and a later increment starts it again from zero; but one read and one write.
+    -- A score goes to ZADD as the number itself: Redis turns it into text of the same double
+    -- ('%.17g', as string.format would), in C and without a Lua string
     local stored = zmscore(scores, distinct)
-    for j = 1, #distinct do score[distinct[j]] = tonumber(stored[j]) or false end
-    for i = 1, #papers do
-      local inc = sign * 2 ^ ((times[i] - epoch) / half)
-      local s = (score[papers[i]] or 0) + inc
-      if s <= 1e-9 * math.abs(inc) then s = false end
-      score[papers[i]] = s
-    end
     local adds, removes = {}, {}
-    for _, p in ipairs(distinct) do
-      if score[p] then
-        adds[#adds + 1] = string.format('%.17g', score[p])
-        adds[#adds + 1] = p
-      else
-        removes[#removes + 1] = p
+    if distinct == papers then  -- each paper once (the caller says so): no lookups by name
+      for j = 1, #papers do
+        local inc = sign * 2 ^ ((times[j] - epoch) / half)
+        local s = (tonumber(stored[j]) or 0) + inc
+        if s <= 1e-9 * math.abs(inc) then
+          removes[#removes + 1] = papers[j]
+        else
+          adds[#adds + 1] = s
+          adds[#adds + 1] = papers[j]
+        end
+      end
+    else
+      local score = {}
+      for j = 1, #distinct do score[distinct[j]] = tonumber(stored[j]) or false end
+      for i = 1, #papers do
+        local inc = sign * 2 ^ ((times[i] - epoch) / half)
+        local s = (score[papers[i]] or 0) + inc
+        if s <= 1e-9 * math.abs(inc) then s = false end
+        score[papers[i]] = s
+      end
+      for _, p in ipairs(distinct) do
+        if score[p] then
+          adds[#adds + 1] = score[p]
+          adds[#adds + 1] = p
+        else
+          removes[#removes + 1] = p
+        end
       end
     end
     zadd(scores, nil, adds)
@@ -156,78 +174,79 @@ end
 """
 
 _PAPER_FN = """
--- one paper's catalogue entry: first-seen time, counts (opens, clicks, dismisses, new readers)
--- and the reader's metadata vote. The first reader's metadata wins; a different version
--- replaces it once `quorum` distinct readers sent it (one vote per reader: a changed text
--- moves the vote). Each hash is read once and written once (the script is atomic, so this is
--- what HSETNX, HINCRBY and HSET field by field would leave).
+-- one paper's catalogue entry: first-seen time, counts (opens, clicks, dismisses, new readers:
+-- n[c + 1] to n[c + 4]) and the reader's metadata vote. The first reader's metadata wins; a
+-- different version replaces it once `quorum` distinct readers sent it (one vote per reader: a
+-- changed text moves the vote). The entry is read once and written once (the script is atomic,
+-- so this is what HSETNX, HINCRBY and HSET field by field would leave); the votes change by
+-- HINCRBY. Answers whether the paper had no first-seen time yet (then it is new to the
+-- catalogue set too: every writer of first_seen adds the paper to that set in the same call or
+-- pipeline).
 local COUNTS = {'opens', 'clicks', 'dismisses', 'readers'}
-local function paper_update(paper, claims, claimants, user, first_seen, n, digest, blob, quorum)
+-- HMGET's and HSET's arguments, reused by every paper rather than two new tables each: only
+-- the first nnames and u values are the current paper's
+local names, update = {'first_seen'}, {}
+local function paper_update(paper, claims, claimants, user, first_seen, n, c, digest, blob, quorum)
   local meta, replace = nil, false
   if digest ~= '' then
     local previous = redis.call('HGET', claimants, user)
     if previous ~= digest then
-      local names = {digest, 'm:' .. digest}
-      if previous then names[3] = previous end
-      local held = redis.call('HMGET', claims, unpack(names))
-      local votes = (tonumber(held[1]) or 0) + 1
-      local update = {digest, string.format('%d', votes)}
-      if not held[2] then
-        update[#update + 1] = 'm:' .. digest
-        update[#update + 1] = blob
-      end
-      if previous then
-        update[#update + 1] = previous
-        update[#update + 1] = string.format('%d', (tonumber(held[3]) or 0) - 1)
-      end
-      redis.call('HSET', claims, unpack(update))
+      -- the vote moves: digest gains one, previous (if any) loses one (increments as text: a
+      -- Lua number would go through Redis's '%.17g'). A digest's JSON is stored with its first
+      -- vote (a digest's field is created here, with its JSON, and neither is ever deleted), so
+      -- a digest that had a vote already has its JSON
+      local votes = redis.call('HINCRBY', claims, digest, '1')
+      if votes == 1 then redis.call('HSETNX', claims, 'm:' .. digest, blob) end
+      if previous then redis.call('HINCRBY', claims, previous, '-1') end
       redis.call('HSET', claimants, user, digest)
       meta = cjson.decode(blob)
       replace = votes >= quorum
     end
   end
-  local names = {'first_seen'}
+  -- read: first_seen, the counts that change and the metadata fields, then write what changes:
+  -- the counts, first_seen and the fields the hash lacks (every field whose value differs, when
+  -- the vote replaces the text; the others already hold it)
+  local counted = 1
   for i = 1, 4 do
-    if n[i] ~= 0 then names[#names + 1] = COUNTS[i] end
-  end
-  local counted = #names
-  if meta and not replace then
-    for name in pairs(meta) do names[#names + 1] = name end
-  end
-  local held = redis.call('HMGET', paper, unpack(names))
-  local update = {}
-  if not held[1] then
-    update[1] = 'first_seen'
-    update[2] = first_seen
-  end
-  local j = 2
-  for i = 1, 4 do
-    if n[i] ~= 0 then
-      update[#update + 1] = COUNTS[i]
-      update[#update + 1] = string.format('%d', (tonumber(held[j]) or 0) + n[i])
-      j = j + 1
+    if n[c + i] ~= 0 then
+      counted = counted + 1
+      names[counted] = COUNTS[i]
     end
   end
+  local nnames = counted
   if meta then
-    for name, value in pairs(meta) do
-      if replace then
-        update[#update + 1] = name
-        update[#update + 1] = value
-      end
-    end
-    for k = counted + 1, #names do
-      if not held[k] then
-        update[#update + 1] = names[k]
-        update[#update + 1] = meta[names[k]]
-      end
+    for name in pairs(meta) do
+      nnames = nnames + 1
+      names[nnames] = name
     end
   end
-  if #update > 0 then redis.call('HSET', paper, unpack(update)) end
+  local held = redis.call('HMGET', paper, unpack(names, 1, nnames))
+  local u = 0
+  if not held[1] then
+    update[1], update[2], u = 'first_seen', first_seen, 2
+  end
+  local j = 1
+  for i = 1, 4 do
+    if n[c + i] ~= 0 then
+      j = j + 1
+      update[u + 1] = COUNTS[i]
+      update[u + 2] = string.format('%d', (tonumber(held[j]) or 0) + n[c + i])
+      u = u + 2
+    end
+  end
+  for k = counted + 1, nnames do
+    local value = meta[names[k]]
+    if not held[k] or (replace and held[k] ~= value) then
+      update[u + 1], update[u + 2], u = names[k], value, u + 2
+    end
+  end
+  if u > 0 then redis.call('HSET', paper, unpack(update, 1, u)) end
+  return not held[1]
 end
 """
 
 # Fields of one event row in the ingest script's ARGV (see EventStore._rows).
-_ROW = 9
+_ROW = 7
 
 _INGEST_LUA = (
     _SLICES_FN
@@ -238,18 +257,20 @@ _INGEST_LUA = (
 -- One batch of one user's events. ARGV: [1] sections ('L' log, 'U' user, 'Z' catalogue set,
 -- 'T' trending; the papers section runs for the papers listed), [2] user, [3] partition,
 -- [4] retention (ms), [5] user keys' cutoff (s), [6] metadata quorum, [7] trending windows,
--- [8] default epoch, [9] rebase exponent, [10] papers listed, [11] rows; then each window's
--- half-life, the papers listed, and the rows of 9 values: event id, kind, paper, ts, site,
--- reader ('1' for open/click), ts capped at the server's clock, metadata digest and JSON ('' if
--- none). Answers the number of events accepted, or with 'L' alone (a Cluster's first call)
--- each row's {entry id, new reader} (or nil).
+-- [8] default epoch, [9] rebase exponent, [10] papers listed, [11] metadata versions listed,
+-- [12] rows; then each window's half-life, the papers listed, the metadata versions (digest and
+-- JSON of each, once however many rows carry it), and the rows of 7 values: event id, kind,
+-- paper, ts, site, ts capped at the server's clock, metadata digest ('' if none). Answers the
+-- number of events accepted, or with 'L' alone (a Cluster's first call) each row's {entry id,
+-- new reader} (or nil).
 -- KEYS, in section order: L: stream, dedupe; U: entries, seen, dismissed; Z: papers;
 -- T: scores and epoch of each window; then paper, claims, claimants of each paper listed.
+local ROW = 7  -- _ROW
 local sections, user, partition = ARGV[1], ARGV[2], ARGV[3]
 local quorum, nwin = tonumber(ARGV[6]), tonumber(ARGV[7])
 local default_epoch, rebase = tonumber(ARGV[8]), tonumber(ARGV[9])
-local npapers, nrows = tonumber(ARGV[10]), tonumber(ARGV[11])
-local a = 12
+local npapers, nversions, nrows = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local a = 13
 local halves = {}
 for w = 1, nwin do
   halves[w] = tonumber(ARGV[a])
@@ -277,42 +298,89 @@ if has('T') then
     k = k + 2
   end
 end
-local paper_keys = {}
+local paper_keys = {}  -- paper -> the index in KEYS of its paper key (claims, claimants follow)
 for p = 1, npapers do
-  paper_keys[ARGV[a]] = {KEYS[k], KEYS[k + 1], KEYS[k + 2]}
+  paper_keys[ARGV[a]] = k
   a = a + 1
   k = k + 3
+end
+local blobs = {}  -- metadata digest -> JSON
+for v = 1, nversions do
+  blobs[ARGV[a]] = ARGV[a + 1]
+  a = a + 2
 end
 
 -- log: each event once (by id, per user); arrival times come from the server's clock, as the
 -- stream's entry ids do. One read of the batch's de-duplication marks, one write of the new
--- ones (a mark repeated within the batch counts once). accepted: {row start in ARGV, entry
--- ref, new reader, row number}
-local out, accepted = {}, {}
+-- ones (a mark repeated within the batch counts once). The same pass over the rows gathers what
+-- the derived sections write for the events it accepts: the user's ZADD arguments and, per
+-- paper in order of first appearance, 7 values from grouped[b + 1] (b = position[paper]): the
+-- paper, its earliest time, the digest of the batch's last metadata version ('' if none) and
+-- its counts (opens, clicks, dismisses, new readers).
+local out = {}
 local answer_rows = sections == 'L'
+local accepted = 0
+local entries, seen, dismissed, nseen, ndismissed = {}, {}, {}, 0, 0
+local per_paper = npapers > 0 or catalogue ~= nil
+local grouped, position, ngrouped = {}, {}, 0
+local readers, reader_times = {}, {}  -- the new readers (papers, first-read times), in order
 if log then
   local time = redis.call('TIME')
   local now = time[1] * 1000 + math.floor(time[2] / 1000)
-  local marks = {}
-  for j = 1, nrows do marks[j] = 'e:' .. user .. ':' .. ARGV[a + (j - 1) * 9] end
+  -- the marks' score as Redis would write the number (%.17g), once rather than per mark
+  local now_arg = string.format('%.17g', now)
+  local marks, prefix = {}, 'e:' .. user .. ':'
+  for j = 1, nrows do marks[j] = prefix .. ARGV[a + (j - 1) * ROW] end
   local known = zmscore(log[2], marks)
   local taken, new_marks = {}, {}
-  local first_read, read_papers = {}, {}
+  local first_read, read_papers = {}, {}  -- paper -> row of its first accepted read
   for j = 1, nrows do
-    local i = a + (j - 1) * 9
-    if known[j] or taken[marks[j]] then
+    local mark = marks[j]
+    if known[j] or taken[mark] then
       if answer_rows then out[j] = false end
     else
-      taken[marks[j]] = true
-      new_marks[#new_marks + 1] = now
-      new_marks[#new_marks + 1] = marks[j]
-      local p = ARGV[i + 2]
-      local id = redis.call('XADD', log[1], '*', 'u', user, 'e', ARGV[i], 'k', ARGV[i + 1],
-        'p', p, 'ts', ARGV[i + 3], 's', ARGV[i + 4])
+      taken[mark] = true
+      new_marks[2 * accepted + 1] = now_arg
+      new_marks[2 * accepted + 2] = mark
+      accepted = accepted + 1
+      local i = a + (j - 1) * ROW
+      local kind, p, ts = ARGV[i + 1], ARGV[i + 2], ARGV[i + 5]
+      local id = redis.call('XADD', log[1], '*', 'u', user, 'e', ARGV[i], 'k', kind, 'p', p,
+        'ts', ARGV[i + 3], 's', ARGV[i + 4])
       if answer_rows then out[j] = {id, 0} end
-      accepted[#accepted + 1] = {i, partition .. '/' .. id, 0, j}
-      if ARGV[i + 5] == '1' and first_read[p] == nil then
-        first_read[p] = #accepted
+      if user_keys then
+        entries[2 * accepted - 1] = ts
+        entries[2 * accepted] = partition .. '/' .. id
+        if kind == 'dismiss' then
+          dismissed[ndismissed + 1] = ts
+          dismissed[ndismissed + 2] = p
+          ndismissed = ndismissed + 2
+        else
+          seen[nseen + 1] = ts
+          seen[nseen + 2] = p
+          nseen = nseen + 2
+        end
+      end
+      if per_paper then
+        local b = position[p]
+        if not b then
+          b = ngrouped
+          ngrouped = ngrouped + 7
+          position[p] = b
+          grouped[b + 1] = p
+          grouped[b + 2] = ts
+          grouped[b + 3] = ''
+          for c = b + 4, b + 7 do grouped[c] = 0 end
+        elseif ts ~= grouped[b + 2] and tonumber(ts) < tonumber(grouped[b + 2]) then
+          grouped[b + 2] = ts
+        end
+        local c = b + 6
+        if kind == 'open' then c = b + 4 elseif kind == 'click' then c = b + 5 end
+        grouped[c] = grouped[c] + 1
+        if ARGV[i + 6] ~= '' then grouped[b + 3] = ARGV[i + 6] end
+      end
+      if (kind == 'open' or kind == 'click') and first_read[p] == nil then  -- READ_KINDS
+        first_read[p] = j
         read_papers[#read_papers + 1] = p
       end
     end
@@ -320,17 +388,23 @@ if log then
   zadd(log[2], 'NX', new_marks)
   -- a distinct reader: the first accepted open or click of a paper this user never read
   if #read_papers > 0 then
-    local reader_marks = {}
-    for q, p in ipairs(read_papers) do reader_marks[q] = 'r:' .. user .. ':' .. p end
+    local reader_marks, prefix = {}, 'r:' .. user .. ':'
+    for q = 1, #read_papers do reader_marks[q] = prefix .. read_papers[q] end
     local read_before = zmscore(log[2], reader_marks)
     local adds = {}
-    for q, p in ipairs(read_papers) do
+    for q = 1, #read_papers do
       if not read_before[q] then
-        adds[#adds + 1] = now
+        local p = read_papers[q]
+        adds[#adds + 1] = now_arg
         adds[#adds + 1] = reader_marks[q]
-        local acc = accepted[first_read[p]]
-        acc[3] = 1
-        if answer_rows then out[acc[4]][2] = 1 end
+        local j = first_read[p]
+        if answer_rows then out[j][2] = 1 end
+        if per_paper then
+          local b = position[p]
+          grouped[b + 7] = grouped[b + 7] + 1
+        end
+        readers[#readers + 1] = p
+        reader_times[#readers] = tonumber(ARGV[a + (j - 1) * ROW + 5])
       end
     end
     zadd(log[2], 'NX', adds)
@@ -342,76 +416,41 @@ if log then
 end
 
 -- user: stream entries (history, erasure), seen and dismissed papers, within retention
-if user_keys and #accepted > 0 then
-  local refs, kinds, papers, times = {}, {}, {}, {}
-  for j, acc in ipairs(accepted) do
-    local i = acc[1]
-    refs[j], kinds[j], papers[j], times[j] = acc[2], ARGV[i + 1], ARGV[i + 2], ARGV[i + 6]
-  end
-  user_update(user_keys, ARGV[5], refs, kinds, papers, times)
+if user_keys and accepted > 0 then
+  user_update(user_keys, ARGV[5], entries, seen, dismissed)
 end
 
--- the accepted events per paper: earliest time, counts, the batch's last metadata version
-local per_paper, order = {}, {}
-if npapers > 0 or catalogue then
-  for _, acc in ipairs(accepted) do
-    local i = acc[1]
-    local p, ts = ARGV[i + 2], ARGV[i + 6]
-    local g = per_paper[p]
-    if not g then
-      g = {ts = ts, n = {0, 0, 0, 0}, digest = '', blob = ''}
-      per_paper[p] = g
-      order[#order + 1] = p
-    elseif tonumber(ts) < tonumber(g.ts) then
-      g.ts = ts
-    end
-    local kind = ARGV[i + 1]
-    local c = 3
-    if kind == 'open' then c = 1 elseif kind == 'click' then c = 2 end
-    g.n[c] = g.n[c] + 1
-    if acc[3] == 1 then g.n[4] = g.n[4] + 1 end
-    if ARGV[i + 7] ~= '' then
-      g.digest = ARGV[i + 7]
-      g.blob = ARGV[i + 8]
-    end
+-- papers, and the catalogue set: a paper whose entry already had its first-seen time is in
+-- the set already (ZADD NX would leave it), so only the others are added
+local added = {}
+for b = 0, ngrouped - 7, 7 do
+  local p = grouped[b + 1]
+  local kp = paper_keys[p]
+  local new = true
+  if kp then
+    local digest = grouped[b + 3]
+    new = paper_update(KEYS[kp], KEYS[kp + 1], KEYS[kp + 2], user, grouped[b + 2], grouped, b + 3,
+      digest, blobs[digest] or '', quorum)
+  end
+  if new then
+    added[#added + 1] = grouped[b + 2]
+    added[#added + 1] = p
   end
 end
-for _, p in ipairs(order) do
-  local keys = paper_keys[p]
-  if keys then
-    local g = per_paper[p]
-    paper_update(keys[1], keys[2], keys[3], user, g.ts, g.n, g.digest, g.blob, quorum)
-  end
-end
-if catalogue and #order > 0 then
-  local args = {}
-  for _, p in ipairs(order) do
-    args[#args + 1] = per_paper[p].ts
-    args[#args + 1] = p
-  end
-  zadd(catalogue, 'NX', args)
-end
+if catalogue then zadd(catalogue, 'NX', added) end
 
--- trending: each new reader in every window
-if windows then
-  local papers, times = {}, {}
-  for _, acc in ipairs(accepted) do
-    if acc[3] == 1 then
-      papers[#papers + 1] = ARGV[acc[1] + 2]
-      times[#times + 1] = tonumber(ARGV[acc[1] + 6])
-    end
-  end
-  if #papers > 0 then
-    for w = 1, nwin do
-      trending_update(windows[w][1], windows[w][2], halves[w], default_epoch, rebase, 1, papers,
-        times)
-    end
+-- trending: each new reader in every window (a paper has at most one new reader in a batch, its
+-- first accepted read, so the papers are distinct)
+if windows and #readers > 0 then
+  for w = 1, nwin do
+    trending_update(windows[w][1], windows[w][2], halves[w], default_epoch, rebase, 1, readers,
+      reader_times, readers)
   end
 end
 -- the log section alone (a Cluster's first call) answers each row's entry and new reader, for
 -- the calls that derive from it; otherwise the number of events accepted
 if answer_rows then return out end
-return #accepted
+return accepted
 """
 )
 
@@ -429,10 +468,11 @@ for i = 5 + nwin, #ARGV, 2 do
   papers[#papers + 1] = ARGV[i]
   times[#times + 1] = tonumber(ARGV[i + 1])
 end
+local distinct = distinct_of(papers)
 local epochs = {}
 for w = 1, nwin do
   local epoch = trending_update(KEYS[2 * w - 1], KEYS[2 * w], tonumber(ARGV[4 + w]),
-    default_epoch, rebase, sign, papers, times)
+    default_epoch, rebase, sign, papers, times, distinct)
   epochs[w] = tostring(epoch)
 end
 return epochs
@@ -445,12 +485,17 @@ _USER_LUA = (
     + """
 -- On a Cluster: a user's keys for the events the log's call accepted. KEYS: entries, seen,
 -- dismissed; ARGV[1] cutoff (s), then (entry ref, kind, paper, ts) of each event.
-local refs, kinds, papers, times = {}, {}, {}, {}
+local entries, seen, dismissed = {}, {}, {}
 for i = 2, #ARGV, 4 do
-  local j = #refs + 1
-  refs[j], kinds[j], papers[j], times[j] = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local ts = ARGV[i + 3]
+  entries[#entries + 1] = ts
+  entries[#entries + 1] = ARGV[i]
+  local into = seen
+  if ARGV[i + 1] == 'dismiss' then into = dismissed end
+  into[#into + 1] = ts
+  into[#into + 1] = ARGV[i + 2]
 end
-user_update(KEYS, ARGV[1], refs, kinds, papers, times)
+user_update(KEYS, ARGV[1], entries, seen, dismissed)
 return 0
 """
 )
@@ -468,7 +513,7 @@ for p = 0, #KEYS / 3 - 1 do
   local i = 3 + p * 7
   local n = {tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
     tonumber(ARGV[i + 4])}
-  paper_update(KEYS[3 * p + 1], KEYS[3 * p + 2], KEYS[3 * p + 3], user, ARGV[i], n,
+  paper_update(KEYS[3 * p + 1], KEYS[3 * p + 2], KEYS[3 * p + 3], user, ARGV[i], n, 0,
     ARGV[i + 5], ARGV[i + 6], quorum)
 end
 return 0
@@ -590,40 +635,41 @@ class EventStore:
         now = time.time() if now is None else now
         k = self.keys
         partition = k.partition_of(user_id)
-        rows = self._rows(events, int(now))
+        rows, versions = self._rows(events, int(now))
         log_keys = [k.stream(partition), k.dedupe(partition)]
         if not self._cluster:
             papers = list(dict.fromkeys(ev.paper_id for ev in events))
             keys = log_keys + self._derived_keys(user_id, "UZT", papers)
-            args = self._header("LUZT", user_id, partition, now, papers, len(events))
+            args = self._header("LUZT", user_id, partition, now, papers, versions, len(events))
             accepted = self._ingest(keys=keys, args=args + rows)
             return IngestResult(accepted, len(events) - accepted)
-        header = self._header("L", user_id, partition, now, [], len(events))
+        header = self._header("L", user_id, partition, now, [], {}, len(events))
         results = self._ingest(keys=log_keys, args=header + rows)
-        self._derive_by_slot(user_id, partition, rows, results, now)
+        self._derive_by_slot(user_id, partition, rows, versions, results, now)
         accepted = sum(1 for res in results if res)
         return IngestResult(accepted, len(events) - accepted)
 
-    def _rows(self, events: Sequence[Event], now_s: int) -> list[Any]:
-        """The ingest script's rows for ``events`` (``_ROW`` values each)."""
+    def _rows(self, events: Sequence[Event], now_s: int) -> tuple[list[Any], dict[str, str]]:
+        """The ingest script's rows for ``events`` (``_ROW`` values each), and the metadata
+        versions they name by digest (digest -> JSON): each JSON travels once per batch."""
         rows: list[Any] = []
+        versions: dict[str, str] = {}
         for ev in events:
             digest, blob = _claim(ev.paper_id, ev.title, ev.abstract, ev.authors)
-            rows += (
-                ev.id,
-                ev.kind,
-                ev.paper_id,
-                ev.ts,
-                ev.site,
-                "1" if ev.kind in READ_KINDS else "0",
-                min(ev.ts, now_s),
-                digest,
-                blob,
-            )
-        return rows
+            if digest:
+                versions[digest] = blob
+            rows += (ev.id, ev.kind, ev.paper_id, ev.ts, ev.site, min(ev.ts, now_s), digest)
+        return rows, versions
 
     def _header(
-        self, sections: str, user_id: str, partition: int, now: float, papers: list[str], n: int
+        self,
+        sections: str,
+        user_id: str,
+        partition: int,
+        now: float,
+        papers: list[str],
+        versions: Mapping[str, str],
+        n: int,
     ) -> list[Any]:
         """The ingest script's ARGV before its rows (layout in ``_INGEST_LUA``)."""
         s = self.settings
@@ -639,9 +685,11 @@ class EventStore:
             trending.DEFAULT_EPOCH,
             trending.REBASE_EXPONENT,
             len(papers),
+            len(versions),
             n,
             *windows.values(),
             *papers,
+            *(value for version in versions.items() for value in version),
         ]
 
     def _derived_keys(self, user_id: str, sections: str, papers: Iterable[str]) -> list[str]:
@@ -664,6 +712,7 @@ class EventStore:
         user_id: str,
         partition: int,
         rows: list[Any],
+        versions: Mapping[str, str],
         results: Sequence[Any],
         now: float,
     ) -> None:
@@ -678,7 +727,7 @@ class EventStore:
             if not res:
                 continue
             row = rows[j * _ROW : (j + 1) * _ROW]
-            kind, paper_id, ts, new_reader = row[1], row[2], row[6], int(res[1])
+            kind, paper_id, ts, new_reader = row[1], row[2], row[5], int(res[1])
             user_args += [f"{partition}/{res[0]}", kind, paper_id, ts]
             paper = per_paper.get(paper_id)
             if paper is None:
@@ -687,8 +736,8 @@ class EventStore:
                 paper[0] = ts
             paper[1 + KINDS.index(kind)] += 1
             paper[4] += new_reader
-            if row[7]:  # the batch's last version of the paper's text counts
-                paper[5], paper[6] = row[7], row[8]
+            if row[6]:  # the batch's last version of the paper's text counts
+                paper[5], paper[6] = row[6], versions[row[6]]
             if new_reader:
                 new_readers.append((paper_id, ts))
         if not per_paper:

@@ -127,3 +127,34 @@ def test_a_batch_larger_than_lua_can_unpack_at_once(redis_client, prefix):
     assert redis_client.zcard(k.user_entries("bulk")) == 4500
     assert redis_client.zcard(k.user_seen("bulk")) == 3000
     assert redis_client.zcard(k.trending()) == 3000
+
+
+@pytest.mark.parametrize("per_slot", [False, True])
+def test_the_catalogue_and_the_votes_keep_what_ingestion_relies_on(redis_client, prefix, per_slot):
+    # The ingest script adds to the catalogue set only the papers whose entry had no first-seen
+    # time, and stores a metadata version's JSON only with its first vote: so a paper's entry
+    # has a first-seen time exactly when the set holds the paper (at that time), and a version
+    # with a vote count has its JSON, whatever mix of imports, batches and erasures came before.
+    from server.commands.import_papers import import_rows
+
+    store = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix))
+    store._cluster = store._cluster or per_slot
+    now = time.time()
+    import_rows(store, iter([{"id": "arxiv:2401.00001", "title": "Imported"}]), readers=2, now=now)
+    steps = workload(7)
+    for step, (user, batch) in enumerate(steps):
+        if batch is None:
+            store.erase(user, now=now + step)
+        else:
+            store.ingest(user, batch, now=now + step)
+    k = store.keys
+    catalogue = dict(redis_client.zrange(k.papers(), 0, -1, withscores=True))
+    papers = {"arxiv:2401.00001"} | {ev.paper_id for _, batch in steps for ev in batch or []}
+    for pid in papers:
+        first_seen = redis_client.hget(k.paper(pid), "first_seen")
+        assert (first_seen is not None) == (pid in catalogue), pid
+        if first_seen is not None:
+            assert float(first_seen) == catalogue[pid]
+        claims = redis_client.hgetall(k.paper_claims(pid))
+        assert all(f"m:{name}" in claims for name in claims if not name.startswith("m:")), pid
+    assert set(catalogue) == papers
