@@ -1,9 +1,11 @@
 -- wrk script for bench/ingest.py: POST /v1/events with fresh event ids on every request.
--- Env: BATCH (events per request), TOKENS (comma-separated bearer tokens), NOW (Unix seconds).
+-- Env: BATCH (events per request), TOKENS_FILE (bearer tokens, one a line), NOW (Unix seconds),
+-- SPREAD (0: every event dated NOW; else each dated up to SPREAD seconds before it is sent).
 local batch = tonumber(os.getenv("BATCH") or "1")
 local tokens = {}
-for t in string.gmatch(os.getenv("TOKENS") or "", "[^,]+") do tokens[#tokens + 1] = t end
+for t in io.lines(os.getenv("TOKENS_FILE")) do tokens[#tokens + 1] = t end
 local now = tonumber(os.getenv("NOW"))
+local spread = tonumber(os.getenv("SPREAD") or "0")
 local counter = 0
 local thread_id = 0
 
@@ -25,12 +27,16 @@ end
 request = function()
   counter = counter + 1
   local parts = {}
+  local sent = now
+  if spread > 0 then sent = os.time() end
   for i = 1, batch do
+    local ts = now
+    if spread > 0 then ts = sent - math.random(0, spread) end
     -- Zipf-ish papers: a few hot, a long tail
     local paper = math.floor(20000 * math.random() ^ 3)
     parts[i] = string.format(
       '{"id":"%s","type":"%s","paper":{"id":"arxiv:2401.%05d","title":"Paper %d"},"ts":%d,"site":"arxiv.org"}',
-      uuid(), (i % 3 == 0) and "click" or "open", paper + 1, paper + 1, now)
+      uuid(), (i % 3 == 0) and "click" or "open", paper + 1, paper + 1, ts)
   end
   local body = '{"events":[' .. table.concat(parts, ",") .. ']}'
   local token = tokens[(counter % #tokens) + 1]

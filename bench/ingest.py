@@ -14,7 +14,14 @@ user's jobs on a shared machine). On two cores the sum bounds the rate: ``c`` µ
 event, all processes together, allow at most ``2e6 / c`` events/s, and Redis, which runs
 commands on one thread, at most ``1e6 / redis``. It also shows how wrk's keep-alive connections
 landed on the two workers (``11/5``): a worker holding most of them is bound by its own GIL
-while the other idles, which makes single-event rounds swing.
+while the other idles. gunicorn's workers race to accept wrk's connections, and left alone one
+of them often takes all 16, which decides a single-event round more than the code under test
+does; so each worker is capped at ``--worker-connections`` (gunicorn's setting, 12 by default,
+the same for every server; 0 leaves gunicorn's default of 1,000), and each serves at least 4.
+
+Every event of a round carries the same timestamp and 64 users send them all, unless
+``--ts-spread`` (events dated up to that many seconds back, as an extension's queue sends them)
+and ``--users`` say otherwise.
 
     .venv/bin/python bench/ingest.py --seconds 8 --rounds 3
 """
@@ -120,17 +127,19 @@ def connection_split(port: int) -> str:
 def run_wrk(
     port: int,
     batch: int,
-    tokens: list[str],
+    tokens_file: Path,
     seconds: int,
     connections: int,
     server_pid: int,
     redis_pid: int,
+    ts_spread: int = 0,
 ) -> dict:
     env = {
         **os.environ,
         "BATCH": str(batch),
-        "TOKENS": ",".join(tokens),
+        "TOKENS_FILE": str(tokens_file),
         "NOW": str(int(time.time())),
+        "SPREAD": str(ts_spread),
     }
     before = (
         tree_cpu_s(server_pid),
@@ -200,6 +209,19 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
+        "--worker-connections",
+        type=int,
+        default=12,
+        help="most connections one gunicorn worker holds (0: gunicorn's default)",
+    )
+    parser.add_argument("--users", type=int, default=64, help="users sending the events")
+    parser.add_argument(
+        "--ts-spread",
+        type=int,
+        default=0,
+        help="date each event up to this many seconds before it is sent (0: all at the start)",
+    )
+    parser.add_argument(
         "--flask-floor",
         action="store_true",
         help="also load bench/flask_floor.py: the bare callable's work in a minimal Flask route",
@@ -218,7 +240,8 @@ def main() -> int:
     prefix = "pfbench"
     redis = connect(url)
     keys = Keys(prefix)
-    tokens = [create_user(redis, keys)[1] for _ in range(64)]
+    tokens_file = data_dir / "tokens.txt"
+    tokens_file.write_text("".join(create_user(redis, keys)[1] + "\n" for _ in range(args.users)))
     env = {
         **os.environ,
         "REDIS_URL": url,
@@ -228,6 +251,8 @@ def main() -> int:
         "PAPERFEED_LOG_LEVEL": "WARNING",
         "PAPERFEED_RETENTION_DAYS": "30",
     }
+    if args.worker_connections:
+        env["GUNICORN_CMD_ARGS"] = f"--worker-connections {args.worker_connections}"
     results: dict[tuple[str, int], list[dict]] = {}
     procs = {}
     redis_pid = redis_server.process.pid if redis_server.process else 0
@@ -242,11 +267,12 @@ def main() -> int:
                     r = run_wrk(
                         port,
                         batch,
-                        tokens,
+                        tokens_file,
                         args.seconds,
                         args.connections,
                         server_pid=proc.pid,
                         redis_pid=redis_pid,
+                        ts_spread=args.ts_spread,
                     )
                     results.setdefault((name, batch), []).append(r)
                     print(
@@ -270,8 +296,10 @@ def main() -> int:
 
     print(
         f"\nmedians over {args.rounds} rounds of {args.seconds} s, {args.connections} "
-        f"connections, {args.workers} gunicorn workers x 4 threads, 2 cores shared with "
-        f"wrk and Redis; {stream_len} events in the log at the end"
+        f"connections, {args.workers} gunicorn workers x 4 threads (at most "
+        f"{args.worker_connections or 1000} connections each), 2 cores shared with wrk and "
+        f"Redis; {args.users} users, events dated up to {args.ts_spread} s back; "
+        f"{stream_len} events in the log at the end"
     )
     print(
         f"{'batch':>5} {'server':>6} {'events/s':>10} {'p50 ms':>7} {'p99 ms':>7}"
