@@ -69,12 +69,7 @@ class EventsLane:
 
     def __init__(self, flask_app: Flask, app: WSGIApp, cors: dict[str, Any]) -> None:
         self.app = app
-        st = flask_app.extensions["paperfeed"]
-        self.settings = st.settings
-        self.redis = st.redis
-        self.keys = st.keys
-        self.store = st.store
-        self.limits = st.extras["event_limits"]
+        self.state = flask_app.extensions["paperfeed"]  # read per request, as the view does
         self.cors = get_cors_options(flask_app, cors)
         self.answered = 0
 
@@ -99,7 +94,7 @@ class EventsLane:
         if not _JSON_MIME.match(mimetype):
             return None
         length = environ.get("CONTENT_LENGTH", "")
-        if not length.isdigit() or not 0 < int(length) <= self.settings.max_body_bytes:
+        if not length.isdigit() or not 0 < int(length) <= self.state.settings.max_body_bytes:
             return None
         body = environ["wsgi.input"].read(int(length))
         return body if len(body) == int(length) else None
@@ -111,7 +106,8 @@ class EventsLane:
             data = json.loads(body)  # as Flask's JSON provider parses a body
         except (ValueError, RecursionError):
             return None
-        batch = FAST_PATH.load(data, self.settings, time.time())
+        st = self.state
+        batch = FAST_PATH.load(data, st.settings, time.time())
         if batch is None:
             return None
         authorization = environ.get("HTTP_AUTHORIZATION", "")
@@ -119,14 +115,14 @@ class EventsLane:
         if token is None:
             return None
         try:
-            user_id = users.authenticate(self.redis, self.keys, token)
+            user_id = users.authenticate(st.redis, st.keys, token)
             if user_id is None:
                 return None
-            breach = self.limits.hit(authorization, environ.get("REMOTE_ADDR"))
+            breach = st.extras["event_limits"].hit(authorization, environ.get("REMOTE_ADDR"))
             environ[EVENTS_COUNTED] = breach
             if breach is not None:
                 return None
-            result = self.store.ingest(user_id, batch["events"])
+            result = st.store.ingest(user_id, batch["events"])
         except Exception as exc:  # Flask raises it again, and answers 503 or 500 as usual
             environ[LANE_ERROR] = exc
             return None

@@ -143,8 +143,7 @@ def test_an_error_while_storing_is_answered_by_flask_once(app, lane, user, error
         calls.append(user_id)
         raise error
 
-    lane.store.ingest = failing_ingest  # the lane and the view share this store
-    assert app.extensions["paperfeed"].store.ingest is failing_ingest
+    app.extensions["paperfeed"].store.ingest = failing_ingest  # the lane's and the view's
     response = Client(lane).post("/v1/events", json={"events": [event()]}, headers=user["auth"])
     assert response.status_code == status
     assert response.mimetype == "application/problem+json"
