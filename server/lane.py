@@ -107,14 +107,14 @@ class EventsLane:
         except (ValueError, RecursionError):
             return None
         st = self.state
-        batch = FAST_PATH.load(data, st.settings, time.time())
-        if batch is None:
-            return None
-        authorization = environ.get("HTTP_AUTHORIZATION", "")
-        token = parse_bearer(authorization)
-        if token is None:
-            return None
         try:
+            batch = FAST_PATH.load(data, st.settings, time.time())
+            if batch is None:
+                return None
+            authorization = environ.get("HTTP_AUTHORIZATION", "")
+            token = parse_bearer(authorization)
+            if token is None:
+                return None
             user_id = users.authenticate(st.redis, st.keys, token)
             if user_id is None:
                 return None
@@ -123,7 +123,7 @@ class EventsLane:
             if breach is not None:
                 return None
             result = st.store.ingest(user_id, batch["events"])
-        except Exception as exc:  # Flask raises it again, and answers 503 or 500 as usual
+        except Exception as exc:  # Flask raises it again and answers 503 (Redis) or 500
             environ[LANE_ERROR] = exc
             return None
         return result.accepted, result.duplicates
