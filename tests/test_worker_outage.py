@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from rq import Worker
 
 from recommender.keys import Keys
 from recommender.redisconn import connect
@@ -99,4 +100,38 @@ def test_worker_and_clock_survive_an_outage_and_train_after_it(tmp_path):
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+        server.stop()
+
+
+@pytest.mark.slow
+def test_worker_started_before_redis_waits_for_it_and_stops_on_sigterm(tmp_path):
+    """RQ's worker quits when Redis is away at start (or anywhere but its wait for a job);
+    ``paperfeed worker`` starts a new one until Redis answers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "PAPERFEED_KEY_PREFIX": f"pftest-{uuid.uuid4().hex[:8]}",
+        "PAPERFEED_LOG_LEVEL": "WARNING",
+        "PAPERFEED_REDIS_TIMEOUT_S": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = EmbeddedRedis(tmp_path, port=port)
+    try:
+        time.sleep(3)
+        assert proc.poll() is None, "the worker quit while Redis was away"
+        server.start()
+        redis = connect(server.url, timeout_s=2)
+        wait_for(lambda: len(Worker.all(connection=redis)) == 1, 30, "the worker to register")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         server.stop()
