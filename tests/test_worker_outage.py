@@ -28,6 +28,17 @@ def last_success(redis, keys) -> float:
     return float(value) if value else 0.0
 
 
+def paperfeed(role: str, env: dict[str, str]) -> subprocess.Popen:
+    """``paperfeed <role>`` as its own process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "server.cli", role],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def wait_for(predicate, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -70,16 +81,7 @@ def test_worker_and_clock_survive_an_outage_and_train_after_it(tmp_path):
         "PAPERFEED_LOG_LEVEL": "WARNING",
         "PAPERFEED_REDIS_TIMEOUT_S": "1",
     }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "server.cli", role],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for role in ("worker", "clock")
-    ]
+    procs = [paperfeed(role, env) for role in ("worker", "clock")]
     try:
         wait_for(lambda: last_success(redis, keys) > 0, 90, "the first training (catch-up)")
         first = last_success(redis, keys)
@@ -115,13 +117,7 @@ def test_worker_started_before_redis_waits_for_it_and_stops_on_sigterm(tmp_path)
         "PAPERFEED_LOG_LEVEL": "WARNING",
         "PAPERFEED_REDIS_TIMEOUT_S": "1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "worker"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = paperfeed("worker", env)
     server = EmbeddedRedis(tmp_path, port=port)
     try:
         time.sleep(3)
