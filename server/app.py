@@ -21,7 +21,7 @@ from recommender.store import EventStore
 from server import api as api_package
 from server import errors, lane, logs, metrics, ratelimit, web
 from server.errors import Problem
-from server.headers import API_CSP, SECURITY_HEADERS
+from server.headers import API_CSP, JSON_MIME, SECURITY_HEADERS
 from server.openapi import make_api
 from server.state import AppState
 
@@ -31,7 +31,6 @@ Errors are RFC 9457 `application/problem+json` documents. User endpoints take
 `Authorization: Bearer <token>` from `POST /v1/users`; admin endpoints take the admin token.
 """
 
-_JSON_MIME = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
 _SECURITY_HEADER_ITEMS = tuple((k, k.lower(), v) for k, v in SECURITY_HEADERS.items())
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 
@@ -97,7 +96,7 @@ def create_app(settings: Settings | None = None, redis: Any = None) -> Flask:
         if req.method not in _BODY_METHODS or not req.content_length:
             return
         mimetype = req.mimetype or ""
-        if _JSON_MIME.match(mimetype):
+        if JSON_MIME.match(mimetype):
             return
         # RFC 8058 one-click unsubscribe posts a form, as mail clients send it
         if req.endpoint in web.FORM_ENDPOINTS and mimetype in web.FORM_MIMES:

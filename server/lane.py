@@ -11,7 +11,8 @@ same status, body and headers, and does the same work through the same code:
 - auth: :func:`server.auth.parse_bearer` and :func:`recommender.users.authenticate`;
 - limits: :class:`server.ratelimit.EventLimits`;
 - storage: ``EventStore.ingest``;
-- metrics and the access line: :func:`server.logs.record`;
+- the answer's body and the events metrics: :func:`server.api.events.answer`;
+- request metrics and the access line: :func:`server.logs.record`;
 - headers: :mod:`server.headers`, and CORS from flask-cors's own ``get_cors_headers`` with the
   options the app gives flask-cors.
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -42,16 +42,17 @@ from flask_cors.core import get_cors_headers, get_cors_options
 from werkzeug.datastructures import EnvironHeaders
 
 from recommender import users
-from server import logs, metrics
+from recommender.store import IngestResult
+from server import logs
+from server.api import events as events_api
 from server.auth import parse_bearer
-from server.headers import API_CSP, SECURITY_HEADERS
+from server.headers import API_CSP, JSON_MIME, SECURITY_HEADERS
 from server.ratelimit import EVENTS_COUNTED
 from server.schemas import FAST_PATH
 
 PATH = "/v1/events"
 # environ key: an exception the lane met while storing, raised again by Flask (server.app)
 LANE_ERROR = "paperfeed.lane_error"
-_JSON_MIME = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
 _STATIC_HEADERS = [
     *SECURITY_HEADERS.items(),
     ("Content-Security-Policy", API_CSP),
@@ -81,17 +82,17 @@ class EventsLane:
         if body is None:
             return self.app(environ, start_response)
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if the lane passes
-        answer = self._ingest(environ, body)
-        if answer is None:
+        result = self._ingest(environ, body)
+        if result is None:
             return self.app(environ, start_response)
-        return self._answer(environ, start_response, answer, started)
+        return self._answer(environ, start_response, result, started)
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:
         """The request body if it is JSON of a plain length within the limit, else ``None``."""
         if environ.get("HTTP_TRANSFER_ENCODING"):
             return None
         mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-        if not _JSON_MIME.match(mimetype):
+        if not JSON_MIME.match(mimetype):
             return None
         length = environ.get("CONTENT_LENGTH", "")
         if not length.isdigit() or not 0 < int(length) <= self.state.settings.max_body_bytes:
@@ -99,9 +100,9 @@ class EventsLane:
         body = environ["wsgi.input"].read(int(length))
         return body if len(body) == int(length) else None
 
-    def _ingest(self, environ: dict[str, Any], body: bytes) -> tuple[int, int] | None:
-        """Validate, authenticate, count and store; ``(accepted, duplicates)``, or ``None``
-        to let Flask answer."""
+    def _ingest(self, environ: dict[str, Any], body: bytes) -> IngestResult | None:
+        """Validate, authenticate, count and store; what was stored, or ``None`` to let Flask
+        answer."""
         try:
             data = json.loads(body)  # as Flask's JSON provider parses a body
         except (ValueError, RecursionError):
@@ -122,24 +123,19 @@ class EventsLane:
             environ[EVENTS_COUNTED] = breach
             if breach is not None:
                 return None
-            result = st.store.ingest(user_id, batch["events"])
+            return st.store.ingest(user_id, batch["events"])
         except Exception as exc:  # Flask raises it again and answers 503 (Redis) or 500
             environ[LANE_ERROR] = exc
             return None
-        return result.accepted, result.duplicates
 
     def _answer(
         self,
         environ: dict[str, Any],
         start_response: StartResponse,
-        answer: tuple[int, int],
+        result: IngestResult,
         started: float,
     ) -> list[bytes]:
-        accepted, duplicates = answer
-        metrics.child(metrics.EVENTS, "accepted").inc(accepted)
-        metrics.child(metrics.EVENTS, "duplicate").inc(duplicates)
-        # what the Flask view answers: flask's compact JSON with sorted keys and a newline
-        out = b'{"accepted":%d,"duplicates":%d}\n' % answer
+        out = events_api.answer(result)  # the view's body and metrics
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(out)))]
         headers += _STATIC_HEADERS
         if "HTTP_ORIGIN" in environ:

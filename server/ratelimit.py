@@ -54,8 +54,13 @@ SETTINGS = (
 )
 
 
+def address_key(remote_addr: str | None) -> str:
+    """The counter key of a client address."""
+    return "addr:" + (remote_addr or "unknown")
+
+
 def client_address() -> str:
-    return "addr:" + (request.remote_addr or "unknown")
+    return address_key(request.remote_addr)
 
 
 def token_key(authorization: str) -> str | None:
@@ -102,7 +107,7 @@ class EventLimits:
         """Count one request against every limit; the first limit it exceeds, or ``None``."""
         if not self.enabled:
             return None
-        address = "addr:" + (remote_addr or "unknown")
+        address = address_key(remote_addr)
         token = token_key(authorization) or address
         strategy = self._limiter.limiter
         try:
