@@ -760,16 +760,12 @@ class EventStore:
     def queue_readers(self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int) -> None:
         """Queue on ``pipe``: add (or, with ``sign=-1``, take back) ``(paper, first-read time)``
         readers in every trending window (one script call). Also seeds a demo catalogue."""
-        k = self.keys
         windows = self.settings.trending_windows
-        keys: list[str] = []
-        for window in windows:
-            keys += [k.trending(window), k.trending_epoch(window)]
         args: list[Any] = [len(windows), trending.DEFAULT_EPOCH, trending.REBASE_EXPONENT, sign]
         args += windows.values()
         for paper_id, ts in readers:
             args += [paper_id, ts]
-        self._script(self._trending, keys, args, pipe)
+        self._script(self._trending, self._derived_keys("", "T", []), args, pipe)
 
     def trim(self, now: float | None = None) -> int:
         """Drop log entries and de-duplication marks older than the retention window."""
