@@ -5,9 +5,10 @@ sections; each section's keys share a hash tag:
 
 - **log** (``{log:<n>}``): adds each event id to the partition's de-duplication set and, only if
   it was new, appends the event to the stream, so an event is in the log exactly once however
-  often the client retries it; it also records whether the user is a new reader of the paper
-  (a distinct reader counts once in trending) and trims both to the retention window.
-- **user** (``{u:<id>}``): the user's stream entries and seen / dismissed papers.
+  often the client retries it, and trims both to the retention window.
+- **user** (``{u:<id>}``): the user's stream entries and seen / dismissed papers. The seen set
+  (papers opened or clicked within the retention window) also tells whether the user is a new
+  reader of a paper: a distinct reader counts once in trending and in the paper's readers.
 - **papers** (``{p:<id>}`` each): each paper's catalogue entry (first seen, counts, metadata by
   quorum of distinct readers).
 - **catalogue**: the set of every paper and when it was first seen.
@@ -16,12 +17,12 @@ sections; each section's keys share a hash tag:
 The derived sections see only the events the log section accepted, aggregated per paper in
 Lua. On a single Redis every section runs in one call, so a batch is one round trip and is
 applied atomically. On a Redis Cluster a script may only touch one hash slot: the log section
-runs first on its own, then one pipeline updates the derived keys with one script call per
-hash slot (the user's keys; the papers of each slot, ``_PAPERS_LUA``; trending) and the
-catalogue set's ``ZADD``, sharing the same Lua functions. The API answers only after every
-call returned, so an acknowledged event is in the log; if a process dies between the log call
-and the pipeline on a Cluster, the log (the source of truth for training) is complete and only
-derived counters miss that batch.
+runs first on its own, then the user's keys (``_USER_LUA``, which answers the new readers),
+then one pipeline updates the other derived keys with one script call per hash slot (the papers
+of each slot, ``_PAPERS_LUA``; trending) and the catalogue set's ``ZADD``, sharing the same Lua
+functions. The API answers only after every call returned, so an acknowledged event is in the
+log; if a process dies between the log call and the last call on a Cluster, the log (the source
+of truth for training) is complete and only derived keys miss that batch.
 """
 
 from __future__ import annotations
@@ -87,13 +88,19 @@ end
 _USER_FN = """
 -- a user's stream entries (history, erasure), seen and dismissed papers, within retention:
 -- entries holds (time, entry ref) pairs, seen and dismissed (time, paper) pairs, in the events'
--- order (a caller builds them in the one pass it makes over its events)
-local function user_update(keys, cutoff, entries, seen, dismissed)
+-- order (a caller builds them in the one pass it makes over its events); read: the distinct
+-- papers the events open or click. Answers, for each of read, whether the user is a new reader
+-- of it: the seen set (papers opened or clicked within retention) held it not before this batch
+local function user_update(keys, cutoff, entries, seen, dismissed, read)
   for i = 1, 3 do redis.call('ZREMRANGEBYSCORE', keys[i], '-inf', '(' .. cutoff) end
+  local before = zmscore(keys[2], read)
   -- one ZADD each; repeated members apply in order, as separate calls would
   zadd(keys[1], nil, entries)
   zadd(keys[2], 'GT', seen)
   zadd(keys[3], nil, dismissed)
+  local new = {}
+  for q = 1, #read do new[q] = not before[q] end
+  return new
 end
 """
 
@@ -261,8 +268,8 @@ _INGEST_LUA = (
 -- [12] rows; then each window's half-life, the papers listed, the metadata versions (digest and
 -- JSON of each, once however many rows carry it), and the rows of 7 values: event id, kind,
 -- paper, ts, site, ts capped at the server's clock, metadata digest ('' if none). Answers the
--- number of events accepted, or with 'L' alone (a Cluster's first call) each row's {entry id,
--- new reader} (or nil).
+-- number of events accepted, or with 'L' alone (a Cluster's first call) each row's entry id (or
+-- false: a duplicate).
 -- KEYS, in section order: L: stream, dedupe; U: entries, seen, dismissed; Z: papers;
 -- T: scores and epoch of each window; then paper, claims, claimants of each paper listed.
 local ROW = 7  -- _ROW
@@ -324,6 +331,8 @@ local entries, seen, dismissed, nseen, ndismissed = {}, {}, {}, 0, 0
 local per_paper = npapers > 0 or catalogue ~= nil
 local grouped, position, ngrouped = {}, {}, 0
 local readers, reader_times = {}, {}  -- the new readers (papers, first-read times), in order
+-- the papers the accepted events open or click, in order; paper -> row of its first such event
+local read_papers, first_read = {}, {}
 if log then
   local time = redis.call('TIME')
   local now = time[1] * 1000 + math.floor(time[2] / 1000)
@@ -333,7 +342,6 @@ if log then
   for j = 1, nrows do marks[j] = prefix .. ARGV[a + (j - 1) * ROW] end
   local known = zmscore(log[2], marks)
   local taken, new_marks = {}, {}
-  local first_read, read_papers = {}, {}  -- paper -> row of its first accepted read
   for j = 1, nrows do
     local mark = marks[j]
     if known[j] or taken[mark] then
@@ -347,7 +355,7 @@ if log then
       local kind, p, ts = ARGV[i + 1], ARGV[i + 2], ARGV[i + 5]
       local id = redis.call('XADD', log[1], '*', 'u', user, 'e', ARGV[i], 'k', kind, 'p', p,
         'ts', ARGV[i + 3], 's', ARGV[i + 4])
-      if answer_rows then out[j] = {id, 0} end
+      if answer_rows then out[j] = id end
       if user_keys then
         entries[2 * accepted - 1] = ts
         entries[2 * accepted] = partition .. '/' .. id
@@ -386,38 +394,27 @@ if log then
     end
   end
   zadd(log[2], 'NX', new_marks)
-  -- a distinct reader: the first accepted open or click of a paper this user never read
-  if #read_papers > 0 then
-    local reader_marks, prefix = {}, 'r:' .. user .. ':'
-    for q = 1, #read_papers do reader_marks[q] = prefix .. read_papers[q] end
-    local read_before = zmscore(log[2], reader_marks)
-    local adds = {}
-    for q = 1, #read_papers do
-      if not read_before[q] then
-        local p = read_papers[q]
-        adds[#adds + 1] = now_arg
-        adds[#adds + 1] = reader_marks[q]
-        local j = first_read[p]
-        if answer_rows then out[j][2] = 1 end
-        if per_paper then
-          local b = position[p]
-          grouped[b + 7] = grouped[b + 7] + 1
-        end
-        readers[#readers + 1] = p
-        reader_times[#readers] = tonumber(ARGV[a + (j - 1) * ROW + 5])
-      end
-    end
-    zadd(log[2], 'NX', adds)
-  end
   -- retention: drop log entries and de-duplication marks older than the window
   local cutoff = now - tonumber(ARGV[4])
   redis.call('XTRIM', log[1], 'MINID', cutoff)
   redis.call('ZREMRANGEBYSCORE', log[2], '-inf', '(' .. cutoff)
 end
 
--- user: stream entries (history, erasure), seen and dismissed papers, within retention
+-- user: stream entries (history, erasure), seen and dismissed papers, within retention; and
+-- the distinct readers: the first accepted open or click of a paper the user had not read
 if user_keys and accepted > 0 then
-  user_update(user_keys, ARGV[5], entries, seen, dismissed)
+  local new = user_update(user_keys, ARGV[5], entries, seen, dismissed, read_papers)
+  for q = 1, #read_papers do
+    if new[q] then
+      local p = read_papers[q]
+      if per_paper then
+        local b = position[p]
+        grouped[b + 7] = grouped[b + 7] + 1
+      end
+      readers[#readers + 1] = p
+      reader_times[#readers] = tonumber(ARGV[a + (first_read[p] - 1) * ROW + 5])
+    end
+  end
 end
 
 -- papers, and the catalogue set: a paper whose entry already had its first-seen time is in
@@ -447,8 +444,8 @@ if windows and #readers > 0 then
       reader_times, readers)
   end
 end
--- the log section alone (a Cluster's first call) answers each row's entry and new reader, for
--- the calls that derive from it; otherwise the number of events accepted
+-- the log section alone (a Cluster's first call) answers each row's entry id (false for a
+-- duplicate), for the calls that derive from it; otherwise the number of events accepted
 if answer_rows then return out end
 return accepted
 """
@@ -484,19 +481,29 @@ _USER_LUA = (
     + _USER_FN
     + """
 -- On a Cluster: a user's keys for the events the log's call accepted. KEYS: entries, seen,
--- dismissed; ARGV[1] cutoff (s), then (entry ref, kind, paper, ts) of each event.
-local entries, seen, dismissed = {}, {}, {}
+-- dismissed; ARGV[1] cutoff (s), then (entry ref, kind, paper, ts) of each event. Answers the
+-- papers the user is a new reader of, in order of their first open or click in the batch.
+local entries, seen, dismissed, read, taken = {}, {}, {}, {}, {}
 for i = 2, #ARGV, 4 do
-  local ts = ARGV[i + 3]
+  local ts, paper = ARGV[i + 3], ARGV[i + 2]
   entries[#entries + 1] = ts
   entries[#entries + 1] = ARGV[i]
   local into = seen
-  if ARGV[i + 1] == 'dismiss' then into = dismissed end
+  if ARGV[i + 1] == 'dismiss' then
+    into = dismissed
+  elseif not taken[paper] then  -- READ_KINDS
+    taken[paper] = true
+    read[#read + 1] = paper
+  end
   into[#into + 1] = ts
-  into[#into + 1] = ARGV[i + 2]
+  into[#into + 1] = paper
 end
-user_update(KEYS, ARGV[1], entries, seen, dismissed)
-return 0
+local new = user_update(KEYS, ARGV[1], entries, seen, dismissed, read)
+local out = {}
+for q = 1, #read do
+  if new[q] then out[#out + 1] = read[q] end
+end
+return out
 """
 )
 
@@ -716,34 +723,37 @@ class EventStore:
         results: Sequence[Any],
         now: float,
     ) -> None:
-        """On a Cluster: the derived keys of the events the log's call accepted, in one pipeline
-        with one script call per hash slot (the user's keys, the papers of each slot, trending)
-        and the catalogue set's ZADD: what the ingest script's sections do on a single Redis."""
+        """On a Cluster: the derived keys of the events the log's call accepted (``results``:
+        each row's entry id, or ``False`` for a duplicate): what the ingest script's sections do
+        on a single Redis. First the user's script, which answers the papers the user is a new
+        reader of; then one pipeline with one script call per hash slot of the papers, the
+        catalogue set's ZADD and the trending script."""
         k = self.keys
         user_args: list[Any] = [int(now - self.settings.retention_s)]
         per_paper: dict[str, list[Any]] = {}  # as _INGEST_LUA aggregates them
-        new_readers: list[tuple[str, int]] = []
-        for j, res in enumerate(results):
-            if not res:
+        first_read: dict[str, int] = {}  # paper -> time of its first accepted open or click
+        for j, entry_id in enumerate(results):
+            if not entry_id:
                 continue
             row = rows[j * _ROW : (j + 1) * _ROW]
-            kind, paper_id, ts, new_reader = row[1], row[2], row[5], int(res[1])
-            user_args += [f"{partition}/{res[0]}", kind, paper_id, ts]
+            kind, paper_id, ts = row[1], row[2], row[5]
+            user_args += [f"{partition}/{entry_id}", kind, paper_id, ts]
             paper = per_paper.get(paper_id)
             if paper is None:
                 paper = per_paper[paper_id] = [ts, 0, 0, 0, 0, "", ""]
             elif ts < paper[0]:
                 paper[0] = ts
             paper[1 + KINDS.index(kind)] += 1
-            paper[4] += new_reader
             if row[6]:  # the batch's last version of the paper's text counts
                 paper[5], paper[6] = row[6], versions[row[6]]
-            if new_reader:
-                new_readers.append((paper_id, ts))
+            if kind in READ_KINDS:
+                first_read.setdefault(paper_id, ts)
         if not per_paper:
             return
+        new_readers = self._user(keys=self._derived_keys(user_id, "U", []), args=user_args)
+        for paper_id in new_readers:
+            per_paper[paper_id][4] += 1
         pipe = self.redis.pipeline(transaction=False)
-        self._script(self._user, self._derived_keys(user_id, "U", []), user_args, pipe)
         by_slot: dict[int, list[str]] = {}
         for paper_id in per_paper:
             by_slot.setdefault(key_slot(k.paper(paper_id).encode()), []).append(paper_id)
@@ -754,7 +764,7 @@ class EventStore:
             self._script(self._papers, self._derived_keys(user_id, "", papers), args, pipe)
         pipe.zadd(k.papers(), {pid: paper[0] for pid, paper in per_paper.items()}, nx=True)
         if new_readers:
-            self.queue_readers(pipe, new_readers, sign=1)
+            self.queue_readers(pipe, [(pid, first_read[pid]) for pid in new_readers], sign=1)
         pipe.execute()
 
     def queue_readers(self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int) -> None:
@@ -927,6 +937,7 @@ class EventStore:
         for p, entry_ids in by_partition.items():
             pipe.xdel(k.stream(p), *entry_ids)
         members = [f"e:{user_id}:{ev['id']}" for ev in events]
+        # reader marks: versions before 2026-11-28 kept one per paper read in this set too
         members += [f"r:{user_id}:{pid}" for pid in {ev["paper"]["id"] for ev in events}]
         if members:
             pipe.zrem(k.dedupe(partition), *members)

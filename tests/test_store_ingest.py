@@ -158,3 +158,32 @@ def test_the_catalogue_and_the_votes_keep_what_ingestion_relies_on(redis_client,
         claims = redis_client.hgetall(k.paper_claims(pid))
         assert all(f"m:{name}" in claims for name in claims if not name.startswith("m:")), pid
     assert set(catalogue) == papers
+
+
+@pytest.mark.parametrize("per_slot", [False, True])
+def test_a_reader_counts_once_while_their_read_is_within_retention(redis_client, prefix, per_slot):
+    # A distinct reader is a user whose seen set (papers opened or clicked, by event time,
+    # within the retention window) lacks the paper: re-reading does not count again, a dismiss
+    # is no read, and a read that left the window makes the next one count again.
+    store = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix, retention_days=1))
+    store._cluster = store._cluster or per_slot
+    paper, t0 = "arxiv:2401.00001", int(time.time())
+
+    def read(user: str, ts: int, kind: str = "open") -> None:
+        ev = Event(id=str(uuid.uuid4()), kind=kind, paper_id=paper, ts=ts, site="arxiv.org")
+        store.ingest(user, [ev, ev], now=ts)  # the same event twice: one read
+
+    def readers() -> int:
+        return int(redis_client.hget(store.keys.paper(paper), "readers") or 0)
+
+    read("bob", t0, "dismiss")
+    assert readers() == 0
+    read("alice", t0)
+    read("bob", t0 + 10, "click")
+    assert readers() == 2
+    read("alice", t0 + 20_000)  # within the day: still one reader
+    assert readers() == 2
+    read("alice", t0 + 20_000 + 86_401)  # her last read left the window: a reader again
+    assert readers() == 3
+    scores = redis_client.zrange(store.keys.trending(), 0, -1, withscores=True)
+    assert [p for p, _ in scores] == [paper]
