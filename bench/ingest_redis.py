@@ -1,0 +1,172 @@
+"""Redis's own CPU per ingested event, in all and by section of the ingest script.
+
+``bench/ingest.py`` shows that 100-event batches are bound by Redis's one command thread. This
+script measures that thread alone: it starts a private ``redis-server`` (AOF on, fsync every
+second, as ``paperfeed up`` runs it, but no automatic AOF rewrite, whose forks would blur the
+figures), calls ``EventStore.ingest``'s single-Redis script directly with ``bench/ingest.lua``'s
+workload (100-event batches, Zipf-shaped papers titled "Paper <n>", a third clicks), and reads
+Redis's main-thread CPU (``INFO cpu``) around the calls. No HTTP, no gunicorn.
+
+Each variant runs the script with some sections only, so differences attribute the cost:
+
+- ``all``: every section (what the API runs);
+- ``log+user+papers``: without trending; ``log+user``: without the catalogue entries either;
+- ``log``: the stream and de-duplication marks alone;
+- ``main window only``: every section with the ``main`` trending window only.
+
+Each round starts from an empty Redis, fills it with ``--batches`` batches (not measured), then
+measures a third as many more; variants are interleaved round by round and medians printed.
+
+    .venv/bin/python bench/ingest_redis.py --rounds 3
+    .venv/bin/python bench/ingest_redis.py --rounds 3 --users 5000 --ts-spread 3600
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from recommender.settings import Settings  # noqa: E402
+from recommender.store import Event, EventStore  # noqa: E402
+from server.embedded_redis import find_server, free_port  # noqa: E402
+
+# variant -> (script sections, papers section on, main trending window only)
+VARIANTS = {
+    "all": ("LUZT", True, False),
+    "log+user+papers": ("LUZ", True, False),
+    "log+user": ("LU", False, False),
+    "log": ("L", False, False),
+    "main window only": ("LUZT", True, True),
+}
+
+
+class MainWindowOnly(Settings):
+    @property
+    def trending_windows(self) -> dict[str, float]:
+        return {"main": self.trending_half_life_h * 3600.0}
+
+
+def batch(rnd: random.Random, now: float, spread: int, size: int = 100) -> list[Event]:
+    """One batch as bench/ingest.lua sends it (fresh ids; ``spread``: events up to that old)."""
+    events = []
+    for i in range(size):
+        paper = int(20000 * rnd.random() ** 3) + 1
+        events.append(
+            Event(
+                id=str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+                kind="click" if i % 3 == 0 else "open",
+                paper_id=f"arxiv:2401.{paper:05d}",
+                ts=int(now - rnd.random() * spread),
+                site="arxiv.org",
+                title=f"Paper {paper}",
+            )
+        )
+    return events
+
+
+def ingest(
+    store: EventStore, sections: str, papers_on: bool, user: str, events: list[Event]
+) -> Any:
+    """``EventStore.ingest``'s single-Redis call, with only ``sections`` (and the papers')."""
+    k, now = store.keys, time.time()
+    partition = k.partition_of(user)
+    rows, versions = store._rows(events, int(now))
+    papers = list(dict.fromkeys(ev.paper_id for ev in events)) if papers_on else []
+    derived = store._derived_keys(user, sections[1:], papers)
+    keys = [k.stream(partition), k.dedupe(partition), *derived]
+    # 'L' alone would answer rows (a Cluster's first call); 'LX' runs the same log section
+    header = store._header(
+        sections if sections != "L" else "LX",
+        user,
+        partition,
+        now,
+        papers,
+        versions if papers else {},
+        len(events),
+    )
+    return store._ingest(keys=keys, args=header + rows)
+
+
+def main_thread_us(client: Any) -> float:
+    cpu = client.info("cpu")
+    return (cpu["used_cpu_sys_main_thread"] + cpu["used_cpu_user_main_thread"]) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--users", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=1500, help="fill batches per round")
+    parser.add_argument("--ts-spread", type=int, default=0, help="events up to this many s old")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="pf-redis-cost-")
+    server = subprocess.Popen(
+        [
+            *(find_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir),
+            *("--appendonly", "yes", "--appendfsync", "everysec", "--save", ""),
+            *("--auto-aof-rewrite-percentage", "0", "--logfile", f"{data_dir}/redis.log"),
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, decode_responses=True)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    try:
+        stores = {
+            False: EventStore(client, Settings.from_env({}, key_prefix="cost")),
+            True: EventStore(client, MainWindowOnly.from_env({}, key_prefix="cost")),
+        }
+        results: dict[str, list[float]] = {v: [] for v in variants}
+        users = [f"user{i:05d}" for i in range(args.users)]
+        measured = max(1, args.batches // 3)
+        for r in range(args.rounds):
+            for variant in variants if r % 2 == 0 else variants[::-1]:
+                sections, papers_on, main_only = VARIANTS[variant]
+                store = stores[main_only]
+                client.flushall()
+                rnd = random.Random(r)
+                for _ in range(args.batches):
+                    events = batch(rnd, time.time(), args.ts_spread)
+                    ingest(store, sections, papers_on, rnd.choice(users), events)
+                before = main_thread_us(client)
+                for _ in range(measured):
+                    events = batch(rnd, time.time(), args.ts_spread)
+                    ingest(store, sections, papers_on, rnd.choice(users), events)
+                results[variant].append((main_thread_us(client) - before) / (measured * 100))
+                figure = results[variant][-1]
+                print(f"round {r + 1} {variant:18s} {figure:6.1f} us/event", flush=True)
+        print(
+            f"\nRedis main-thread CPU per event, medians of {args.rounds} rounds "
+            f"({args.users} users, events up to {args.ts_spread} s old, "
+            f"{args.batches} + {measured} batches of 100 per round):"
+        )
+        for variant in variants:
+            print(f"  {variant:18s} {statistics.median(results[variant]):6.1f} us/event")
+    finally:
+        client.shutdown(nosave=True)
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
