@@ -941,7 +941,16 @@ class EventStore:
         members += [f"r:{user_id}:{pid}" for pid in {ev["paper"]["id"] for ev in events}]
         if members:
             pipe.zrem(k.dedupe(partition), *members)
-        readers = [(pid, int(ts)) for pid, ts in seen.items()]
+        # a reader's trending weight was added at their first read (their seen time is their
+        # latest): take back the earliest read the log holds, capped at its arrival as ingest
+        # caps it (the seen time where the log has none of it left)
+        first_read: dict[str, int] = {}
+        for ev in events:
+            if ev["type"] in READ_KINDS:
+                arrival = int(ev["entry_id"].split("-", 1)[0]) // 1000
+                ts, pid = min(ev["ts"], arrival), ev["paper"]["id"]
+                first_read[pid] = min(ts, first_read.get(pid, ts))
+        readers = [(pid, first_read.get(pid, int(ts))) for pid, ts in seen.items()]
         for pid, _ in readers:
             pipe.hincrby(k.paper(pid), "readers", -1)
         for pid in {ev["paper"]["id"] for ev in events}:

@@ -147,6 +147,21 @@ def test_delete_leaves_nothing_of_the_user(client, user, redis_client, prefix):
     assert len(client.get("/v1/me/history", headers=bystander["auth"]).get_json()["events"]) == 1
 
 
+def test_delete_takes_back_a_readers_weight_as_it_was_added(client, user):
+    # A reader's trending weight is added at their first read; re-reading later moves their
+    # seen time but adds nothing, so erasure must take back the first read's weight.
+    now = time.time()
+    post(client, user, event("arxiv:2401.00001", ts=now - 2 * 86400))
+    post(client, user, event("arxiv:2401.00001", ts=now))
+    post(client, register(client), event("arxiv:2401.00001", ts=now))
+    before = client.get("/v1/trending").get_json()["items"][0]["score"]
+    assert abs(before - 1.5) < 0.01  # half a reader two days (one half-life) ago, and one now
+    assert client.delete("/v1/me", headers=user["auth"]).status_code == 204
+    for window in ("main", "day", "week"):
+        items = client.get(f"/v1/trending?window={window}").get_json()["items"]
+        assert abs(items[0]["score"] - 1) < 0.01, window
+
+
 def test_today_and_this_week_views_and_rising(client):
     now = time.time()
     for _ in range(6):
