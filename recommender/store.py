@@ -387,7 +387,8 @@ if log then
         grouped[c] = grouped[c] + 1
         if ARGV[i + 6] ~= '' then grouped[b + 3] = ARGV[i + 6] end
       end
-      if (kind == 'open' or kind == 'click') and first_read[p] == nil then  -- READ_KINDS
+      -- READ_KINDS; the user section asks which are new reads (a Cluster's log call has none)
+      if user_keys and (kind == 'open' or kind == 'click') and first_read[p] == nil then
         first_read[p] = j
         read_papers[#read_papers + 1] = p
       end
@@ -947,8 +948,7 @@ class EventStore:
         first_read: dict[str, int] = {}
         for ev in events:
             if ev["type"] in READ_KINDS:
-                arrival = int(ev["entry_id"].split("-", 1)[0]) // 1000
-                ts, pid = min(ev["ts"], arrival), ev["paper"]["id"]
+                ts, pid = min(ev["ts"], ev["received_ms"] // 1000), ev["paper"]["id"]
                 first_read[pid] = min(ts, first_read.get(pid, ts))
         readers = [(pid, first_read.get(pid, int(ts))) for pid, ts in seen.items()]
         for pid, _ in readers:
