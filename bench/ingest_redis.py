@@ -14,16 +14,25 @@ Each variant runs the script with some sections only, so differences attribute t
 - ``log``: the stream and de-duplication marks alone;
 - ``main window only``: every section with the ``main`` trending window only.
 
+``--compare CHECKOUT`` adds the variant ``all (CHECKOUT)``: every section as another checkout of
+Paperfeed (an earlier commit, say, from ``git worktree add``) writes them, its
+``recommender/store.py`` and ``keys.py`` loaded beside this one's, so a change is measured side
+by side in one Redis, rounds interleaved.
+
 Each round starts from an empty Redis, fills it with ``--batches`` batches (not measured), then
 measures a third as many more; variants are interleaved round by round and medians printed.
 
     .venv/bin/python bench/ingest_redis.py --rounds 3
     .venv/bin/python bench/ingest_redis.py --rounds 3 --users 5000 --ts-spread 3600
+    git worktree add /tmp/before <commit> && \
+        .venv/bin/python bench/ingest_redis.py --variants all --compare /tmp/before
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import random
 import statistics
 import subprocess
@@ -31,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +53,7 @@ from recommender.settings import Settings  # noqa: E402
 from recommender.store import Event, EventStore  # noqa: E402
 from server.embedded_redis import find_server, free_port  # noqa: E402
 
-# variant -> (script sections, papers section on, main trending window only)
+# variant -> (script sections, papers section on, its store: True for the main window only)
 VARIANTS = {
     "all": ("LUZT", True, False),
     "log+user+papers": ("LUZ", True, False),
@@ -100,6 +110,53 @@ def ingest(
     return store._ingest(keys=keys, args=header + rows)
 
 
+def checkout_store(checkout: Path, client: Any) -> Any:
+    """An ``EventStore`` of another checkout's ``recommender/store.py`` (with its ``keys.py``;
+    the rest of ``recommender`` is this checkout's), on ``client``."""
+    modules = {}
+    for name in ("keys", "store"):
+        path = checkout / "recommender" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"compared_{name}", path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"no {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        modules[name] = module
+    settings = Settings.from_env({}, key_prefix="cost")
+    keys = modules["keys"].Keys(settings.key_prefix, settings.stream_partitions)
+    return modules["store"].EventStore(client, settings, keys)
+
+
+@contextlib.contextmanager
+def private_redis(appendonly: bool = True) -> Iterator[redis.Redis]:
+    """A client of a private ``redis-server`` (AOF as ``paperfeed up`` runs it unless
+    ``appendonly`` is false; no automatic AOF rewrite, no snapshots), once it answers; the
+    server is shut down on exit."""
+    port, data_dir = free_port(), tempfile.mkdtemp(prefix="pf-redis-cost-")
+    server = subprocess.Popen(
+        [
+            *(find_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir),
+            *("--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec"),
+            *("--save", "", "--auto-aof-rewrite-percentage", "0"),
+            *("--logfile", f"{data_dir}/redis.log"),
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, decode_responses=True)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    try:
+        yield client
+    finally:
+        client.shutdown(nosave=True)
+        server.wait(timeout=10)
+
+
 def main_thread_us(client: Any) -> float:
     cpu = client.info("cpu")
     return (cpu["used_cpu_sys_main_thread"] + cpu["used_cpu_user_main_thread"]) * 1e6
@@ -112,31 +169,20 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=1500, help="fill batches per round")
     parser.add_argument("--ts-spread", type=int, default=0, help="events up to this many s old")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    parser.add_argument("--compare", type=Path, help="another checkout, measured as 'all (...)'")
     args = parser.parse_args()
     variants = args.variants.split(",")
 
-    port = free_port()
-    data_dir = tempfile.mkdtemp(prefix="pf-redis-cost-")
-    server = subprocess.Popen(
-        [
-            *(find_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir),
-            *("--appendonly", "yes", "--appendfsync", "everysec", "--save", ""),
-            *("--auto-aof-rewrite-percentage", "0", "--logfile", f"{data_dir}/redis.log"),
-        ],
-        stdin=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, decode_responses=True)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    try:
+    with private_redis() as client:
         stores = {
             False: EventStore(client, Settings.from_env({}, key_prefix="cost")),
             True: EventStore(client, MainWindowOnly.from_env({}, key_prefix="cost")),
         }
+        if args.compare:
+            compared = f"all ({args.compare})"
+            VARIANTS[compared] = ("LUZT", True, compared)
+            stores[compared] = checkout_store(args.compare.resolve(), client)
+            variants.append(compared)
         results: dict[str, list[float]] = {v: [] for v in variants}
         users = [f"user{i:05d}" for i in range(args.users)]
         measured = max(1, args.batches // 3)
@@ -163,9 +209,6 @@ def main() -> None:
         )
         for variant in variants:
             print(f"  {variant:18s} {statistics.median(results[variant]):6.1f} us/event")
-    finally:
-        client.shutdown(nosave=True)
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":
