@@ -89,19 +89,32 @@ class Keys:
         """Hash: user id -> digest of the metadata that reader sent (one vote each)."""
         return f"{self.prefix}:{{p:{paper_id}}}:claimants"
 
-    def trending(self, window: str = "main") -> str:
-        """Sorted set: paper id -> decayed reader count, in units of the window's epoch.
+    def trending(self) -> str:
+        """Sorted set: paper id -> decayed reader count, in units of the epoch (the ``main``
+        window, ``PAPERFEED_TRENDING_HALF_LIFE_H``; the page's views live in each paper's
+        entry and are ranked into :meth:`trending_view`)."""
+        return f"{self.prefix}:{{trending}}:scores"
 
-        ``main`` decays with ``PAPERFEED_TRENDING_HALF_LIFE_H``; ``day`` and ``week`` are the
-        public page's "today" and "this week" views.
-        """
-        suffix = "" if window == "main" else f":{window}"
-        return f"{self.prefix}:{{trending}}:scores{suffix}"
+    def trending_epoch(self) -> str:
+        """String: the Unix time the main window's scores are expressed relative to."""
+        return f"{self.prefix}:{{trending}}:epoch"
 
-    def trending_epoch(self, window: str = "main") -> str:
-        """String: the Unix time a window's trending scores are expressed relative to."""
-        suffix = "" if window == "main" else f":{window}"
-        return f"{self.prefix}:{{trending}}:epoch{suffix}"
+    def trending_view(self, window: str) -> str:
+        """Sorted set: a ranking of one page view (``day``, ``week``): paper id -> decayed
+        readers at the ranking's time, rebuilt from the papers' entries once it is stale."""
+        return f"{self.prefix}:{{trending}}:view:{window}"
+
+    def trending_view_at(self, window: str) -> str:
+        """String: the Unix time :meth:`trending_view` was ranked at."""
+        return f"{self.prefix}:{{trending}}:view:{window}:at"
+
+    def trending_view_building(self, window: str, token: str) -> str:
+        """Sorted set: a ranking of a view being built (expires unless swapped in)."""
+        return f"{self.prefix}:{{trending}}:view:{window}:building:{token}"
+
+    def trending_view_lock(self, window: str) -> str:
+        """String: held (with an expiry) by the process re-ranking a view."""
+        return f"{self.prefix}:{{trending}}:view:{window}:lock"
 
     # -- models and jobs (recommender) ----------------------------------------------------
     # Each family shares one hash tag ({compact}, {models}, {train}) because its updates are

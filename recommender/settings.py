@@ -71,6 +71,11 @@ class Settings:
         168.0,
         'Half-life of the "this week" trending view, hours.',
     )
+    trending_view_ttl_s: float = _env_field(
+        "PAPERFEED_TRENDING_VIEW_TTL_S",
+        60.0,
+        'How long the page\'s "today" and "this week" rankings are reused, seconds.',
+    )
     max_body_bytes: int = _env_field(
         "PAPERFEED_MAX_BODY_BYTES", 1_048_576, "Largest request body accepted (413 above)."
     )
@@ -205,6 +210,7 @@ class Settings:
                 0 < self.trending_day_half_life_h < self.trending_week_half_life_h,
                 "trending half-lives must satisfy 0 < DAY < WEEK",
             ),
+            (self.trending_view_ttl_s >= 0, "PAPERFEED_TRENDING_VIEW_TTL_S must be >= 0"),
             (self.max_body_bytes >= 1024, "PAPERFEED_MAX_BODY_BYTES must be >= 1024"),
             (1 <= self.max_batch <= 10_000, "PAPERFEED_MAX_BATCH must be in 1..10000"),
             (self.redis_timeout_s > 0, "PAPERFEED_REDIS_TIMEOUT_S must be > 0"),
@@ -234,7 +240,9 @@ class Settings:
 
     @property
     def trending_windows(self) -> dict[str, float]:
-        """Trending view -> half-life in seconds."""
+        """Trending window -> half-life in seconds. The first, ``main``, is the sorted set every
+        reader updates (recommendations read it); the others are the public page's views, kept
+        in each paper's entry and ranked when read (:mod:`recommender.store`)."""
         return {
             "main": self.trending_half_life_h * 3600.0,
             "day": self.trending_day_half_life_h * 3600.0,

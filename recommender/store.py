@@ -10,9 +10,13 @@ sections; each section's keys share a hash tag:
   (papers opened or clicked within the retention window) also tells whether the user is a new
   reader of a paper: a distinct reader counts once in trending and in the paper's readers.
 - **papers** (``{p:<id>}`` each): each paper's catalogue entry (first seen, counts, metadata by
-  quorum of distinct readers).
+  quorum of distinct readers) and its scores in the public page's trending views (``day``,
+  ``week``), each decayed to the entry's own time, so a reader costs a field, not a sorted-set
+  write per view; :meth:`EventStore.trending` ranks a view from them when it is read, and reuses
+  the ranking for ``trending_view_ttl_s``.
 - **catalogue**: the set of every paper and when it was first seen.
-- **trending** (``{trending}``): every window's decayed scores, rebased when they grow large.
+- **trending** (``{trending}``): the ``main`` window's decayed scores (what recommendations
+  blend), ranked as readers arrive and rebased when they grow large.
 
 The derived sections see only the events the log section accepted, aggregated per paper in
 Lua. On a single Redis every section runs in one call, so a batch is one round trip and is
@@ -29,8 +33,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +55,10 @@ READ_KINDS = ("open", "click")
 METADATA_QUORUM = 3
 # A paper is "rising" when today's reading rate exceeds the week's average rate this much.
 RISING_RATIO = 1.5
+# Ranking a page view reads the main window's papers this many at a time; another process may
+# start ranking it again after this many seconds if the first died.
+VIEW_SLICE = 5000
+VIEW_LOCK_S = 30
 
 # Lua shared by the scripts below: commands over many members in slices, the trending update of
 # one window, and the catalogue update of one paper. Both scripts that use them are whole
@@ -186,14 +196,43 @@ _PAPER_FN = """
 -- different version replaces it once `quorum` distinct readers sent it (one vote per reader: a
 -- changed text moves the vote). The entry is read once and written once (the script is atomic,
 -- so this is what HSETNX, HINCRBY and HSET field by field would leave); the votes change by
--- HINCRBY. Answers whether the paper had no first-seen time yet (then it is new to the
--- catalogue set too: every writer of first_seen adds the paper to that set in the same call or
--- pipeline).
+-- HINCRBY. With a new reader (first read at reader_at, else nil), its views (views_add) change
+-- in the same read and write. Answers whether the paper had no first-seen time yet (then it is
+-- new to the catalogue set too: every writer of first_seen adds the paper to that set in the
+-- same call or pipeline).
 local COUNTS = {'opens', 'clicks', 'dismisses', 'readers'}
+
+-- The page's trending views (every trending window after main) of one paper live in its entry:
+-- 'tr_at', the time its view scores are decayed to, and one score per view ('tr:<view>'): the
+-- decayed number of distinct readers at tr_at. No epoch, no rebase and no order to keep: a
+-- reader costs one field each, and the views are ranked when read. views: {{field, half-life},
+-- ...}; stored: the entry's tr_at and view fields as HMGET answers them; times: readers' first
+-- reads, each added (sign 1) or taken back (-1) in order. Answers tr_at and the scores
+local function views_add(stored, views, times, sign)
+  local at = tonumber(stored[1])
+  local scores = {}
+  for v = 1, #views do scores[v] = tonumber(stored[v + 1]) or 0 end
+  for i = 1, #times do
+    local t = times[i]
+    if not at then at = t end
+    for v = 1, #views do
+      if t > at then  -- decay the score to t, then count the reader whole
+        scores[v] = scores[v] * 2 ^ ((at - t) / views[v][2]) + sign
+      else  -- an earlier reader: counted as decayed since
+        scores[v] = scores[v] + sign * 2 ^ ((t - at) / views[v][2])
+      end
+      if scores[v] < 1e-9 then scores[v] = 0 end  -- all taken back (up to rounding)
+    end
+    if t > at then at = t end
+  end
+  return at, scores
+end
+
 -- HMGET's and HSET's arguments, reused by every paper rather than two new tables each: only
 -- the first nnames and u values are the current paper's
 local names, update = {'first_seen'}, {}
-local function paper_update(paper, claims, claimants, user, first_seen, n, c, digest, blob, quorum)
+local function paper_update(paper, claims, claimants, user, first_seen, n, c, digest, blob, quorum,
+    views, reader_at)
   local meta, replace = nil, false
   if digest ~= '' then
     local previous = redis.call('HGET', claimants, user)
@@ -227,6 +266,12 @@ local function paper_update(paper, claims, claimants, user, first_seen, n, c, di
       names[nnames] = name
     end
   end
+  local nmeta = nnames
+  if reader_at and #views > 0 then
+    names[nnames + 1] = 'tr_at'
+    for v = 1, #views do names[nnames + 1 + v] = views[v][1] end
+    nnames = nnames + 1 + #views
+  end
   local held = redis.call('HMGET', paper, unpack(names, 1, nnames))
   local u = 0
   if not held[1] then
@@ -241,10 +286,17 @@ local function paper_update(paper, claims, claimants, user, first_seen, n, c, di
       u = u + 2
     end
   end
-  for k = counted + 1, nnames do
+  for k = counted + 1, nmeta do
     local value = meta[names[k]]
     if not held[k] or (replace and held[k] ~= value) then
       update[u + 1], update[u + 2], u = names[k], value, u + 2
+    end
+  end
+  if nnames > nmeta then
+    local at, scores = views_add({unpack(held, nmeta + 1, nnames)}, views, {reader_at}, 1)
+    update[u + 1], update[u + 2], u = 'tr_at', at, u + 2
+    for v = 1, #views do
+      update[u + 1], update[u + 2], u = views[v][1], scores[v], u + 2
     end
   end
   if u > 0 then redis.call('HSET', paper, unpack(update, 1, u)) end
@@ -263,29 +315,31 @@ _INGEST_LUA = (
     + """
 -- One batch of one user's events. ARGV: [1] sections ('L' log, 'U' user, 'Z' catalogue set,
 -- 'T' trending; the papers section runs for the papers listed), [2] user, [3] partition,
--- [4] retention (ms), [5] user keys' cutoff (s), [6] metadata quorum, [7] trending windows,
--- [8] default epoch, [9] rebase exponent, [10] papers listed, [11] metadata versions listed,
--- [12] rows; then each window's half-life, the papers listed, the metadata versions (digest and
+-- [4] retention (ms), [5] user keys' cutoff (s), [6] metadata quorum, [7] trending views (the
+-- windows after main), [8] default epoch, [9] rebase exponent, [10] papers listed, [11] metadata
+-- versions listed, [12] rows; then main's half-life, each view's field and half-life (kept in
+-- the papers' entries: views_add), the papers listed, the metadata versions (digest and
 -- JSON of each, once however many rows carry it), and the rows of 7 values: event id, kind,
 -- paper, ts, site, ts capped at the server's clock, metadata digest ('' if none). Answers the
 -- number of events accepted, or with 'L' alone (a Cluster's first call) each row's entry id (or
 -- false: a duplicate).
 -- KEYS, in section order: L: stream, dedupe; U: entries, seen, dismissed; Z: papers;
--- T: scores and epoch of each window; then paper, claims, claimants of each paper listed.
+-- T: main's scores and epoch; then paper, claims, claimants of each paper listed.
 local ROW = 7  -- _ROW
 local sections, user, partition = ARGV[1], ARGV[2], ARGV[3]
-local quorum, nwin = tonumber(ARGV[6]), tonumber(ARGV[7])
+local quorum, nviews = tonumber(ARGV[6]), tonumber(ARGV[7])
 local default_epoch, rebase = tonumber(ARGV[8]), tonumber(ARGV[9])
 local npapers, nversions, nrows = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local a = 13
-local halves = {}
-for w = 1, nwin do
-  halves[w] = tonumber(ARGV[a])
-  a = a + 1
+local half = tonumber(ARGV[13])
+local a = 14
+local views = {}
+for v = 1, nviews do
+  views[v] = {ARGV[a], tonumber(ARGV[a + 1])}
+  a = a + 2
 end
 local function has(section) return string.find(sections, section, 1, true) ~= nil end
 local k = 1
-local log, user_keys, catalogue, windows
+local log, user_keys, catalogue, trending
 if has('L') then
   log = {KEYS[1], KEYS[2]}
   k = 3
@@ -299,11 +353,8 @@ if has('Z') then
   k = k + 1
 end
 if has('T') then
-  windows = {}
-  for w = 1, nwin do
-    windows[w] = {KEYS[k], KEYS[k + 1]}
-    k = k + 2
-  end
+  trending = {KEYS[k], KEYS[k + 1]}
+  k = k + 2
 end
 local paper_keys = {}  -- paper -> the index in KEYS of its paper key (claims, claimants follow)
 for p = 1, npapers do
@@ -331,6 +382,7 @@ local entries, seen, dismissed, nseen, ndismissed = {}, {}, {}, 0, 0
 local per_paper = npapers > 0 or catalogue ~= nil
 local grouped, position, ngrouped = {}, {}, 0
 local readers, reader_times = {}, {}  -- the new readers (papers, first-read times), in order
+local reader_at = {}  -- paper -> its new reader's first-read time
 -- the papers the accepted events open or click, in order; paper -> row of its first such event
 local read_papers, first_read = {}, {}
 if log then
@@ -414,6 +466,7 @@ if user_keys and accepted > 0 then
       end
       readers[#readers + 1] = p
       reader_times[#readers] = tonumber(ARGV[a + (first_read[p] - 1) * ROW + 5])
+      reader_at[p] = reader_times[#readers]
     end
   end
 end
@@ -428,7 +481,7 @@ for b = 0, ngrouped - 7, 7 do
   if kp then
     local digest = grouped[b + 3]
     new = paper_update(KEYS[kp], KEYS[kp + 1], KEYS[kp + 2], user, grouped[b + 2], grouped, b + 3,
-      digest, blobs[digest] or '', quorum)
+      digest, blobs[digest] or '', quorum, views, reader_at[p])
   end
   if new then
     added[#added + 1] = grouped[b + 2]
@@ -437,13 +490,11 @@ for b = 0, ngrouped - 7, 7 do
 end
 if catalogue then zadd(catalogue, 'NX', added) end
 
--- trending: each new reader in every window (a paper has at most one new reader in a batch, its
--- first accepted read, so the papers are distinct)
-if windows and #readers > 0 then
-  for w = 1, nwin do
-    trending_update(windows[w][1], windows[w][2], halves[w], default_epoch, rebase, 1, readers,
-      reader_times, readers)
-  end
+-- trending: each new reader in the main window (a paper has at most one new reader in a batch,
+-- its first accepted read, so the papers are distinct); the views changed with the papers
+if trending and #readers > 0 then
+  trending_update(trending[1], trending[2], half, default_epoch, rebase, 1, readers, reader_times,
+    readers)
 end
 -- the log section alone (a Cluster's first call) answers each row's entry id (false for a
 -- duplicate), for the calls that derive from it; otherwise the number of events accepted
@@ -456,24 +507,40 @@ _TRENDING_LUA = (
     _SLICES_FN
     + _TRENDING_FN
     + """
--- KEYS: scores and epoch of each window; ARGV[1] number of windows, [2] default epoch,
--- [3] rebase exponent, [4] sign (+1 add, -1 remove), then each window's half-life (s), then
--- (paper, ts) pairs. Returns each window's epoch.
-local nwin = tonumber(ARGV[1])
-local default_epoch, rebase, sign = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- KEYS: main's scores and epoch; ARGV[1] default epoch, [2] rebase exponent, [3] sign (+1 add,
+-- -1 take back), [4] half-life (s), then (paper, ts) pairs. Returns the epoch.
 local papers, times = {}, {}
-for i = 5 + nwin, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   papers[#papers + 1] = ARGV[i]
   times[#times + 1] = tonumber(ARGV[i + 1])
 end
-local distinct = distinct_of(papers)
-local epochs = {}
-for w = 1, nwin do
-  local epoch = trending_update(KEYS[2 * w - 1], KEYS[2 * w], tonumber(ARGV[4 + w]),
-    default_epoch, rebase, sign, papers, times, distinct)
-  epochs[w] = tostring(epoch)
+local epoch = trending_update(KEYS[1], KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[1]),
+  tonumber(ARGV[2]), tonumber(ARGV[3]), papers, times, distinct_of(papers))
+return tostring(epoch)
+"""
+)
+
+_VIEWS_LUA = (
+    _PAPER_FN
+    + """
+-- One paper's trending views (views_add) outside ingestion: erasure takes readers back, a demo
+-- catalogue adds some. KEYS[1] the paper's entry; ARGV[1] sign, [2] views, then each view's
+-- field and half-life, then the readers' first-read times.
+local sign, nviews = tonumber(ARGV[1]), tonumber(ARGV[2])
+local views, names, times = {}, {'tr_at'}, {}
+for v = 1, nviews do
+  views[v] = {ARGV[1 + 2 * v], tonumber(ARGV[2 + 2 * v])}
+  names[v + 1] = views[v][1]
 end
-return epochs
+for i = 3 + 2 * nviews, #ARGV do times[#times + 1] = tonumber(ARGV[i]) end
+local at, scores = views_add(redis.call('HMGET', KEYS[1], unpack(names)), views, times, sign)
+local update = {'tr_at', at}
+for v = 1, nviews do
+  update[#update + 1] = views[v][1]
+  update[#update + 1] = scores[v]
+end
+redis.call('HSET', KEYS[1], unpack(update))
+return 0
 """
 )
 
@@ -513,16 +580,19 @@ _PAPERS_LUA = (
     + """
 -- On a Cluster: the catalogue entries of papers that share one hash slot, for the events the
 -- log's call accepted (aggregated by EventStore._derive_by_slot as _INGEST_LUA does). ARGV:
--- [1] user, [2] metadata quorum, then 7 values per paper: first-seen time, opens, clicks,
--- dismisses, new readers, metadata digest and JSON ('' if none). KEYS: paper, claims,
+-- [1] user, [2] metadata quorum, [3] trending views, then each view's field and half-life, then
+-- 8 values per paper: first-seen time, opens, clicks, dismisses, new readers, metadata digest
+-- and JSON ('' if none), the new reader's first-read time ('' if none). KEYS: paper, claims,
 -- claimants of each paper.
-local user, quorum = ARGV[1], tonumber(ARGV[2])
+local user, quorum, nviews = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local views = {}
+for v = 1, nviews do views[v] = {ARGV[2 + 2 * v], tonumber(ARGV[3 + 2 * v])} end
 for p = 0, #KEYS / 3 - 1 do
-  local i = 3 + p * 7
+  local i = 4 + 2 * nviews + p * 8
   local n = {tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
     tonumber(ARGV[i + 4])}
   paper_update(KEYS[3 * p + 1], KEYS[3 * p + 2], KEYS[3 * p + 3], user, ARGV[i], n, 0,
-    ARGV[i + 5], ARGV[i + 6], quorum)
+    ARGV[i + 5], ARGV[i + 6], quorum, views, tonumber(ARGV[i + 7]))
 end
 return 0
 """
@@ -535,6 +605,19 @@ def _minified(script: str) -> str:
     lines = (line.strip() for line in script.splitlines())
     return "\n".join(line for line in lines if line and not line.startswith("--"))
 
+
+_SWAP_VIEW_LUA = """
+-- KEYS[1] a view's new ranking (absent if empty), [2] the view, [3] its time; ARGV[1] the time:
+-- a reader sees the old ranking or the new, with its own time
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('PERSIST', KEYS[2])  -- the ranking being built had an expiry
+else
+  redis.call('DEL', KEYS[2])
+end
+redis.call('SET', KEYS[3], ARGV[1])
+return 0
+"""
 
 _UNCLAIM_LUA = """
 -- KEYS[2] claims, KEYS[3] claimants; ARGV[1] user: take the reader's vote back
@@ -620,6 +703,8 @@ class EventStore:
         self._user = redis.register_script(_minified(_USER_LUA))
         self._papers = redis.register_script(_minified(_PAPERS_LUA))
         self._trending = redis.register_script(_minified(_TRENDING_LUA))
+        self._views_script = redis.register_script(_minified(_VIEWS_LUA))
+        self._swap_view = redis.register_script(_SWAP_VIEW_LUA)
         self._unclaim = redis.register_script(_UNCLAIM_LUA)
 
     def _script(self, script: Any, keys: list[str], args: list[Any], pipe: Any) -> None:
@@ -681,7 +766,7 @@ class EventStore:
     ) -> list[Any]:
         """The ingest script's ARGV before its rows (layout in ``_INGEST_LUA``)."""
         s = self.settings
-        windows = s.trending_windows
+        views = self._view_args()
         return [
             sections,
             user_id,
@@ -689,13 +774,14 @@ class EventStore:
             int(s.retention_s * 1000),
             int(now - s.retention_s),
             METADATA_QUORUM,
-            len(windows),
+            len(views) // 2,
             trending.DEFAULT_EPOCH,
             trending.REBASE_EXPONENT,
             len(papers),
             len(versions),
             n,
-            *windows.values(),
+            s.trending_half_life_s,
+            *views,
             *papers,
             *(value for version in versions.items() for value in version),
         ]
@@ -709,8 +795,7 @@ class EventStore:
         if "Z" in sections:
             keys.append(k.papers())
         if "T" in sections:
-            for window in self.settings.trending_windows:
-                keys += [k.trending(window), k.trending_epoch(window)]
+            keys += [k.trending(), k.trending_epoch()]
         for pid in papers:
             keys += [k.paper(pid), k.paper_claims(pid), k.paper_claimants(pid)]
         return keys
@@ -741,7 +826,7 @@ class EventStore:
             user_args += [f"{partition}/{entry_id}", kind, paper_id, ts]
             paper = per_paper.get(paper_id)
             if paper is None:
-                paper = per_paper[paper_id] = [ts, 0, 0, 0, 0, "", ""]
+                paper = per_paper[paper_id] = [ts, 0, 0, 0, 0, "", "", ""]
             elif ts < paper[0]:
                 paper[0] = ts
             paper[1 + KINDS.index(kind)] += 1
@@ -754,29 +839,52 @@ class EventStore:
         new_readers = self._user(keys=self._derived_keys(user_id, "U", []), args=user_args)
         for paper_id in new_readers:
             per_paper[paper_id][4] += 1
+            per_paper[paper_id][7] = first_read[paper_id]
         pipe = self.redis.pipeline(transaction=False)
         by_slot: dict[int, list[str]] = {}
         for paper_id in per_paper:
             by_slot.setdefault(key_slot(k.paper(paper_id).encode()), []).append(paper_id)
+        views = self._view_args()
         for papers in by_slot.values():
-            args = [user_id, METADATA_QUORUM]
+            args = [user_id, METADATA_QUORUM, len(views) // 2, *views]
             for paper_id in papers:
                 args += per_paper[paper_id]
             self._script(self._papers, self._derived_keys(user_id, "", papers), args, pipe)
         pipe.zadd(k.papers(), {pid: paper[0] for pid, paper in per_paper.items()}, nx=True)
         if new_readers:
-            self.queue_readers(pipe, [(pid, first_read[pid]) for pid in new_readers], sign=1)
+            readers = [(pid, first_read[pid]) for pid in new_readers]
+            self.queue_readers(pipe, readers, sign=1, views=False)  # the papers' calls did those
         pipe.execute()
 
-    def queue_readers(self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int) -> None:
+    def _views(self) -> dict[str, float]:
+        """The page's trending views (every window after main): name -> half-life (s)."""
+        _, *views = self.settings.trending_windows.items()
+        return dict(views)
+
+    def _view_args(self) -> list[Any]:
+        """The scripts' view arguments: each view's field in a paper's entry and half-life."""
+        return [value for name, half in self._views().items() for value in (f"tr:{name}", half)]
+
+    def queue_readers(
+        self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int, views: bool = True
+    ) -> None:
         """Queue on ``pipe``: add (or, with ``sign=-1``, take back) ``(paper, first-read time)``
-        readers in every trending window (one script call). Also seeds a demo catalogue."""
-        windows = self.settings.trending_windows
-        args: list[Any] = [len(windows), trending.DEFAULT_EPOCH, trending.REBASE_EXPONENT, sign]
-        args += windows.values()
+        readers in the main trending window (one script call) and in the page's views (one per
+        paper, unless ``views`` is false: they live in its entry). Erasure and a demo catalogue
+        use this; a Cluster's ingestion uses it for the main window only."""
+        s = self.settings
+        args: list[Any] = [trending.DEFAULT_EPOCH, trending.REBASE_EXPONENT, sign]
+        args.append(s.trending_half_life_s)
+        times: dict[str, list[int]] = {}
         for paper_id, ts in readers:
             args += [paper_id, ts]
+            times.setdefault(paper_id, []).append(ts)
         self._script(self._trending, self._derived_keys("", "T", []), args, pipe)
+        view_fields = self._view_args() if views else []
+        if view_fields:
+            for paper_id, paper_times in times.items():
+                view_args = [sign, len(view_fields) // 2, *view_fields, *paper_times]
+                self._script(self._views_script, [self.keys.paper(paper_id)], view_args, pipe)
 
     def trim(self, now: float | None = None) -> int:
         """Drop log entries and de-duplication marks older than the retention window."""
@@ -789,14 +897,19 @@ class EventStore:
         return removed
 
     # -- reading ------------------------------------------------------------------------
-    def papers(self, paper_ids: Sequence[str]) -> list[dict[str, Any] | None]:
-        """Catalogue entries for ``paper_ids`` (``None`` where unknown), in one round trip."""
+    def _raw_papers(self, paper_ids: Sequence[str]) -> list[dict[str, str]]:
+        """The catalogue hashes of ``paper_ids`` as stored (empty where unknown), in one round
+        trip."""
         pipe = self.redis.pipeline(transaction=False)
         for pid in paper_ids:
             pipe.hgetall(self.keys.paper(pid))
+        return pipe.execute() if paper_ids else []
+
+    def papers(self, paper_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Catalogue entries for ``paper_ids`` (``None`` where unknown), in one round trip."""
+        raws = self._raw_papers(paper_ids)
         return [
-            _paper_view(pid, raw) if raw else None
-            for pid, raw in zip(paper_ids, pipe.execute(), strict=True)
+            _paper_view(pid, raw) if raw else None for pid, raw in zip(paper_ids, raws, strict=True)
         ]
 
     def paper(self, paper_id: str) -> dict[str, Any] | None:
@@ -809,63 +922,120 @@ class EventStore:
 
         Each item: ``{"paper": catalogue entry, "score": decayed readers now, "rising": bool}``.
         A paper is rising when readers arrive faster now (its "today" intensity) than on
-        average over the week, by ``RISING_RATIO``.
+        average over the week, by ``RISING_RATIO``. ``main`` is ranked as every reader arrives;
+        a page view (``day``, ``week``) by a ranking at most ``trending_view_ttl_s`` old, its
+        papers' scores decayed from the ranking's time to ``now``.
         """
         now = time.time() if now is None else now
-        k = self.keys
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zrevrange(k.trending(window), offset, offset + limit - 1, withscores=True)
-        pipe.zcard(k.trending(window))
-        self._queue_epochs(pipe)
-        rows, total, *epochs = pipe.execute()
-        epochs = self._epochs(epochs)
+        if window in self._views():
+            rows, total, ranked_at = self._view(window, offset, limit, now)
+            factor = 2.0 ** (-(now - ranked_at) / self.settings.trending_windows[window])
+            scores = [score * factor for _, score in rows]
+        else:
+            k = self.keys
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zrevrange(k.trending(), offset, offset + limit - 1, withscores=True)
+            pipe.zcard(k.trending())
+            pipe.get(k.trending_epoch())
+            rows, total, epoch = pipe.execute()
+            epoch = float(epoch) if epoch else trending.DEFAULT_EPOCH
+            half_life = self.settings.trending_half_life_s
+            raw_scores = [score for _, score in rows]
+            scores = [float(x) for x in trending.to_now(raw_scores, now, epoch, half_life)]
         ids = [pid for pid, _ in rows]
-        scores = self._decayed(window, [s for _, s in rows], now, epochs)
-        rising = self._rising(ids, now, epochs)
-        papers = self.papers(ids)
+        raws = self._raw_papers(ids)
         items = [
-            {"paper": paper or {"id": pid}, "score": float(score), "rising": up}
-            for pid, paper, score, up in zip(ids, papers, scores, rising, strict=True)
+            {
+                "paper": _paper_view(pid, raw) if raw else {"id": pid},
+                "score": float(score),
+                "rising": self._rising(raw, now),
+            }
+            for pid, raw, score in zip(ids, raws, scores, strict=True)
         ]
         return items, int(total)
 
-    def _queue_epochs(self, pipe: Any) -> None:
-        """Queue a read of every window's epoch (a Cluster pipeline refuses MGET: one GET each)."""
-        for window in self.settings.trending_windows:
-            pipe.get(self.keys.trending_epoch(window))
-
-    def _epochs(self, values: Sequence[str | None]) -> dict[str, float]:
-        """The epochs :meth:`_queue_epochs` read, by window."""
-        windows = list(self.settings.trending_windows)
+    def _view_scores(self, raw: Mapping[str, str], now: float) -> dict[str, float]:
+        """A paper's page-view scores (its entry's fields), decayed to ``now``: view -> readers."""
+        at = raw.get("tr_at")
+        if not at:
+            return {}
         return {
-            w: float(v) if v else trending.DEFAULT_EPOCH
-            for w, v in zip(windows, values, strict=True)
+            name: float(raw.get(f"tr:{name}") or 0.0) * 2.0 ** (-(now - float(at)) / half)
+            for name, half in self._views().items()
         }
 
-    def _decayed(
-        self, window: str, raw: Sequence[float], now: float, epochs: dict[str, float]
-    ) -> list[float]:
-        half_life = self.settings.trending_windows[window]
-        return [float(x) for x in trending.to_now(raw, now, epochs[window], half_life)]
-
-    def _rising(self, paper_ids: Sequence[str], now: float, epochs: dict[str, float]) -> list[bool]:
-        """Whether each paper's readers arrive faster today than on average this week."""
-        if not paper_ids:
-            return []
-        k = self.keys
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zmscore(k.trending("day"), list(paper_ids))
-        pipe.zmscore(k.trending("week"), list(paper_ids))
-        day_raw, week_raw = pipe.execute()
-        day = self._decayed("day", [x or 0.0 for x in day_raw], now, epochs)
-        week = self._decayed("week", [x or 0.0 for x in week_raw], now, epochs)
+    def _rising(self, raw: Mapping[str, str] | None, now: float) -> bool:
+        """Whether a paper's readers arrive faster today than on average this week."""
+        views = self._view_scores(raw or {}, now)
+        if "day" not in views or "week" not in views:
+            return False
         windows = self.settings.trending_windows
-        out = []
-        for d, w in zip(day, week, strict=True):
-            day_rate = d / windows["day"]  # readers per second now (up to the factor ln 2)
-            week_rate = w / windows["week"]
-            out.append(d >= 1.0 and day_rate > RISING_RATIO * week_rate)
-        return out
+        day_rate = views["day"] / windows["day"]  # readers per second now (up to ln 2)
+        week_rate = views["week"] / windows["week"]
+        return views["day"] >= 1.0 and day_rate > RISING_RATIO * week_rate
+
+    def _view(
+        self, window: str, offset: int, limit: int, now: float
+    ) -> tuple[list[tuple[str, float]], int, float]:
+        """A page of a view's ranking, its length and the time it was ranked at; ranks it first
+        when it is missing or older than ``trending_view_ttl_s`` (one process at a time, the
+        others serving the previous ranking meanwhile)."""
+        k = self.keys
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(k.trending_view_at(window))
+            pipe.zrevrange(k.trending_view(window), offset, offset + limit - 1, withscores=True)
+            pipe.zcard(k.trending_view(window))
+            ranked_at, rows, total = pipe.execute()
+            ttl = self.settings.trending_view_ttl_s
+            if (ranked_at is not None and now - float(ranked_at) <= ttl) or attempt:
+                break
+            # whoever takes the lock ranks; without a ranking at all, every reader ranks
+            lock = k.trending_view_lock(window)
+            locked = bool(self.redis.set(lock, "1", nx=True, ex=VIEW_LOCK_S))
+            if not locked and ranked_at is not None:
+                break
+            try:
+                self.rank_view(window, now)
+            finally:
+                if locked:
+                    self.redis.delete(lock)
+        return rows, int(total), float(ranked_at) if ranked_at is not None else now
+
+    def rank_view(self, window: str, now: float | None = None) -> int:
+        """Rank a page view from the papers' entries now: every paper in the main window (read
+        within about ten of its half-lives) with a thousandth of a reader or more in the view.
+        Reads the papers in slices of ``VIEW_SLICE`` and swaps the ranking in whole. Returns its
+        length."""
+        now = time.time() if now is None else now
+        k = self.keys
+        half = self.settings.trending_windows[window]
+        field = f"tr:{window}"
+        building = k.trending_view_building(window, uuid.uuid4().hex)
+        ranked = 0
+        # ZSCAN returns every paper the window holds throughout at least once, however the
+        # window changes meanwhile (a paper returned twice is written twice, the same)
+        members = (pid for pid, _ in self.redis.zscan_iter(k.trending(), count=VIEW_SLICE))
+        while papers := list(itertools.islice(members, VIEW_SLICE)):
+            pipe = self.redis.pipeline(transaction=False)
+            for pid in papers:
+                pipe.hmget(k.paper(pid), "tr_at", field)
+            scores = {}
+            for pid, (at, score) in zip(papers, pipe.execute(), strict=True):
+                if at and score:
+                    value = float(score) * 2.0 ** (-(now - float(at)) / half)
+                    if value >= 1e-3:
+                        scores[pid] = value
+            if scores:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.zadd(building, scores)
+                pipe.expire(building, VIEW_LOCK_S * 4)  # gone if this process dies meanwhile
+                pipe.execute()
+                ranked += len(scores)
+        self._swap_view(
+            keys=[building, k.trending_view(window), k.trending_view_at(window)], args=[repr(now)]
+        )
+        return ranked
 
     def user_events(self, user_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The user's events from the log, newest first (all of them when ``limit`` is None)."""
@@ -958,6 +1128,9 @@ class EventStore:
             self._script(self._unclaim, claim_keys, [user_id], pipe)
         if readers:
             self.queue_readers(pipe, readers, sign=-1)
+            for window in self._views():  # the next read ranks the views without them
+                pipe.delete(k.trending_view(window))
+                pipe.delete(k.trending_view_at(window))
         for key in k.user_keys(user_id):  # one by one: a Cluster pipeline deletes one key a call
             pipe.delete(key)
         pipe.zrem(k.users(), user_id)

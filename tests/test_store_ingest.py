@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from recommender import store as store_module
 from recommender.settings import Settings
 from recommender.store import Event, EventStore
 from tests.conftest import delete_prefix
@@ -187,3 +188,82 @@ def test_a_reader_counts_once_while_their_read_is_within_retention(redis_client,
     assert readers() == 3
     scores = redis_client.zrange(store.keys.trending(), 0, -1, withscores=True)
     assert [p for p, _ in scores] == [paper]
+
+
+@pytest.mark.parametrize("per_slot", [False, True])
+def test_the_page_views_count_each_reader_decayed_from_their_first_read(
+    redis_client, prefix, per_slot
+):
+    # The "today" and "this week" views live in each paper's entry (a score decayed to the
+    # entry's time) and are ranked when read: a reader adds 2 ** (-age / half-life) whether
+    # they arrive after the entry's time or before it, erasure takes them back, and a ranking
+    # is reused for trending_view_ttl_s (one re-ranker at a time) while scores stay exact.
+    store = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix))
+    store._cluster = store._cluster or per_slot
+    day, week = 12 * 3600, 168 * 3600
+    t0 = int(time.time())
+
+    def read(user: str, paper: str, ts: int) -> None:
+        ev = Event(id=str(uuid.uuid4()), kind="open", paper_id=paper, ts=ts, site="arxiv.org")
+        store.ingest(user, [ev], now=t0)
+
+    def view(window: str, now: float) -> dict[str, float]:
+        items, total = store.trending(0, 10, now=now, window=window)
+        assert total == len(items)
+        return {i["paper"]["id"]: i["score"] for i in items}
+
+    def expected(ages: list[int], half: int) -> float:
+        return sum(2.0 ** (-age / half) for age in ages)
+
+    p, q = "arxiv:2401.00001", "arxiv:2401.00002"
+    read("alice", p, t0 - 3600)
+    read("bob", p, t0)  # later than the entry's time: the score decays to t0 first
+    read("carol", p, t0 - 7200)  # earlier: counted as decayed since
+    read("carol", p, t0 - 60)  # a re-read adds nothing
+    read("dave", q, t0 - 86400)
+    for window, half in (("day", day), ("week", week)):
+        scores = view(window, t0)
+        assert list(scores) == [p, q]
+        assert scores[p] == pytest.approx(expected([3600, 0, 7200], half), rel=1e-9)
+        assert scores[q] == pytest.approx(expected([86400], half), rel=1e-9)
+
+    store.erase("carol", now=t0)
+    scores = view("day", t0 + 1)  # the erasure dropped the ranking: ranked again, without her
+    assert scores[p] == pytest.approx(expected([3601, 1], day), rel=1e-9)
+
+    read("eve", "arxiv:2401.00003", t0)
+    assert "arxiv:2401.00003" not in view("day", t0 + 30)  # the ranking is 29 s old: reused
+    redis_client.set(store.keys.trending_view_lock("day"), "1")  # someone else is re-ranking
+    assert "arxiv:2401.00003" not in view("day", t0 + 70)  # stale, but served meanwhile
+    redis_client.delete(store.keys.trending_view_lock("day"))
+    scores = view("day", t0 + 70)
+    assert scores["arxiv:2401.00003"] == pytest.approx(expected([70], day), rel=1e-9)
+    assert not redis_client.exists(store.keys.trending_view_lock("day"))
+
+
+def test_a_view_is_ranked_in_slices_and_leaves_faded_papers_out(redis_client, prefix, monkeypatch):
+    monkeypatch.setattr(store_module, "VIEW_SLICE", 2)  # 7 papers: four slices
+    store = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix))
+    t0 = int(time.time())
+    for i in range(1, 7):
+        paper = f"arxiv:2401.{i:05d}"
+        for r in range(i):
+            ev = Event(id=str(uuid.uuid4()), kind="open", paper_id=paper, ts=t0, site="arxiv.org")
+            store.ingest(f"reader{r}", [ev], now=t0)
+    # 15 day half-lives old: 3e-5 of a reader in "today", but still in main (48 h half-life)
+    faded = Event(
+        id=str(uuid.uuid4()),
+        kind="open",
+        paper_id="arxiv:2401.09999",
+        ts=t0 - 15 * 12 * 3600,
+        site="arxiv.org",
+    )
+    store.ingest("old reader", [faded], now=t0)
+    assert redis_client.zscore(store.keys.trending(), "arxiv:2401.09999")
+    assert store.rank_view("day", now=t0) == 6
+    ranking = redis_client.zrevrange(store.keys.trending_view("day"), 0, -1, withscores=True)
+    assert [(p, round(s, 9)) for p, s in ranking] == [
+        (f"arxiv:2401.{i:05d}", float(i)) for i in range(6, 0, -1)
+    ]
+    assert redis_client.ttl(store.keys.trending_view("day")) == -1  # kept until replaced
+    assert not list(redis_client.scan_iter(match=f"{prefix}:*:building:*"))
