@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from rq import Worker
+from rq.registry import StartedJobRegistry
 
 from recommender.keys import Keys
 from recommender.redisconn import connect
@@ -28,18 +29,27 @@ def last_success(redis, keys) -> float:
     return float(value) if value else 0.0
 
 
-def paperfeed(role: str, env: dict[str, str]) -> subprocess.Popen:
-    """``paperfeed <role>`` as its own process."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "server.cli", role],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def paperfeed(role: str, env: dict[str, str], logs: Path) -> subprocess.Popen:
+    """``paperfeed <role>`` as its own process, its output in ``logs/<role>.log``."""
+    with open(logs / f"{role}.log", "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "server.cli", role],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def tails(logs: Path, lines: int = 40) -> str:
+    """The last ``lines`` of each process's log, for a failure's message."""
+    return "\n".join(
+        f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        for log in sorted(logs.glob("*.log"))
     )
 
 
-def wait_for(predicate, timeout_s: float, what: str) -> None:
+def wait_for(predicate, timeout_s: float, what: str, logs: Path | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -48,7 +58,7 @@ def wait_for(predicate, timeout_s: float, what: str) -> None:
         except OSError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{tails(logs)}" if logs else ""))
 
 
 @pytest.mark.slow
@@ -78,13 +88,20 @@ def test_worker_and_clock_survive_an_outage_and_train_after_it(tmp_path):
         "REDIS_URL": server.url,
         "PAPERFEED_KEY_PREFIX": prefix,
         "PAPERFEED_NIGHTLY_CRON": "* * * * *",
-        "PAPERFEED_LOG_LEVEL": "WARNING",
+        "PAPERFEED_LOG_LEVEL": "INFO",
         "PAPERFEED_REDIS_TIMEOUT_S": "1",
     }
-    procs = [paperfeed(role, env) for role in ("worker", "clock")]
+    procs = [paperfeed(role, env, tmp_path) for role in ("worker", "clock")]
     try:
-        wait_for(lambda: last_success(redis, keys) > 0, 90, "the first training (catch-up)")
+        wait_for(
+            lambda: last_success(redis, keys) > 0, 90, "the first training (catch-up)", tmp_path
+        )
         first = last_success(redis, keys)
+        # the job records its success before RQ marks it finished: stop Redis only after that,
+        # or RQ keeps the job "started" and a new training waits out the dead job's lock
+        # (2 x PAPERFEED_TRAIN_LOCK_TTL_S), longer than this test waits
+        started = StartedJobRegistry(keys.train_queue(), connection=redis)
+        wait_for(lambda: started.count == 0, 30, "RQ to mark the job finished", tmp_path)
 
         server.stop()
         time.sleep(8)  # the clock ticks and the worker polls against a dead Redis
@@ -92,7 +109,9 @@ def test_worker_and_clock_survive_an_outage_and_train_after_it(tmp_path):
 
         server.start()  # same port and data directory
         redis = connect(server.url, timeout_s=2)
-        wait_for(lambda: last_success(redis, keys) > first, 150, "a training after the outage")
+        wait_for(
+            lambda: last_success(redis, keys) > first, 150, "a training after the outage", tmp_path
+        )
         assert [p.poll() for p in procs] == [None, None]
     finally:
         for p in procs:
@@ -114,17 +133,19 @@ def test_worker_started_before_redis_waits_for_it_and_stops_on_sigterm(tmp_path)
         **os.environ,
         "REDIS_URL": f"redis://127.0.0.1:{port}/0",
         "PAPERFEED_KEY_PREFIX": f"pftest-{uuid.uuid4().hex[:8]}",
-        "PAPERFEED_LOG_LEVEL": "WARNING",
+        "PAPERFEED_LOG_LEVEL": "INFO",
         "PAPERFEED_REDIS_TIMEOUT_S": "1",
     }
-    proc = paperfeed("worker", env)
+    proc = paperfeed("worker", env, tmp_path)
     server = EmbeddedRedis(tmp_path, port=port)
     try:
         time.sleep(3)
         assert proc.poll() is None, "the worker quit while Redis was away"
         server.start()
         redis = connect(server.url, timeout_s=2)
-        wait_for(lambda: len(Worker.all(connection=redis)) == 1, 30, "the worker to register")
+        wait_for(
+            lambda: len(Worker.all(connection=redis)) == 1, 30, "the worker to register", tmp_path
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
