@@ -863,7 +863,8 @@ class EventStore:
 
     def _view_args(self) -> list[Any]:
         """The scripts' view arguments: each view's field in a paper's entry and half-life."""
-        return [value for name, half in self._views().items() for value in (f"tr:{name}", half)]
+        views = self._views().items()
+        return [value for name, half in views for value in (_view_field(name), half)]
 
     def queue_readers(
         self, pipe: Any, readers: Iterable[tuple[str, int]], sign: int, views: bool = True
@@ -960,7 +961,7 @@ class EventStore:
         if not at:
             return {}
         return {
-            name: float(raw.get(f"tr:{name}") or 0.0) * 2.0 ** (-(now - float(at)) / half)
+            name: float(raw.get(_view_field(name)) or 0.0) * 2.0 ** (-(now - float(at)) / half)
             for name, half in self._views().items()
         }
 
@@ -1010,7 +1011,7 @@ class EventStore:
         now = time.time() if now is None else now
         k = self.keys
         half = self.settings.trending_windows[window]
-        field = f"tr:{window}"
+        field = _view_field(window)
         building = k.trending_view_building(window, uuid.uuid4().hex)
         ranked = 0
         # ZSCAN returns every paper the window holds throughout at least once, however the
@@ -1145,6 +1146,11 @@ _URL_TEMPLATES = {
     "acl": "https://aclanthology.org/{}/",
     "pwc": "https://paperswithcode.com/paper/{}",
 }
+
+
+def _view_field(window: str) -> str:
+    """The field of a paper's entry that holds its score in a page view (``views_add``)."""
+    return f"tr:{window}"
 
 
 def paper_url(paper_id: str) -> str | None:
