@@ -31,10 +31,13 @@ of truth for training) is complete and only derived keys miss that batch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
 import json
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,10 +46,13 @@ from typing import Any
 
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from recommender import trending
 from recommender.keys import Keys
 from recommender.settings import Settings
+
+log = logging.getLogger(__name__)
 
 KINDS = ("open", "click", "dismiss")
 READ_KINDS = ("open", "click")
@@ -706,6 +712,7 @@ class EventStore:
         self._views_script = redis.register_script(_minified(_VIEWS_LUA))
         self._swap_view = redis.register_script(_SWAP_VIEW_LUA)
         self._unclaim = redis.register_script(_UNCLAIM_LUA)
+        self.last_rerank: threading.Thread | None = None  # the latest background ranking
 
     def _script(self, script: Any, keys: list[str], args: list[Any], pipe: Any) -> None:
         """Queue ``script`` on ``pipe``; a Cluster pipeline refuses EVALSHA, so it gets EVAL."""
@@ -978,9 +985,12 @@ class EventStore:
     def _view(
         self, window: str, offset: int, limit: int, now: float
     ) -> tuple[list[tuple[str, float]], int, float]:
-        """A page of a view's ranking, its length and the time it was ranked at; ranks it first
-        when it is missing or older than ``trending_view_ttl_s`` (one process at a time, the
-        others serving the previous ranking meanwhile)."""
+        """A page of a view's ranking, its length and the time it was ranked at.
+
+        A missing ranking is ranked at once (by every reader who finds none). A ranking older
+        than ``trending_view_ttl_s`` is served as it is while one process, the one that takes
+        the lock, ranks it again in a background thread: no reader waits for a re-ranking.
+        """
         k = self.keys
         for attempt in range(2):
             pipe = self.redis.pipeline(transaction=False)
@@ -988,20 +998,35 @@ class EventStore:
             pipe.zrevrange(k.trending_view(window), offset, offset + limit - 1, withscores=True)
             pipe.zcard(k.trending_view(window))
             ranked_at, rows, total = pipe.execute()
-            ttl = self.settings.trending_view_ttl_s
-            if (ranked_at is not None and now - float(ranked_at) <= ttl) or attempt:
+            if ranked_at is not None:
+                if now - float(ranked_at) > self.settings.trending_view_ttl_s:
+                    self._rerank_in_background(window, now)
                 break
-            # whoever takes the lock ranks; without a ranking at all, every reader ranks
-            lock = k.trending_view_lock(window)
-            locked = bool(self.redis.set(lock, "1", nx=True, ex=VIEW_LOCK_S))
-            if not locked and ranked_at is not None:
+            if attempt:
                 break
+            self.rank_view(window, now)
+        return rows, int(total), float(ranked_at) if ranked_at is not None else now
+
+    def _rerank_in_background(self, window: str, now: float) -> threading.Thread | None:
+        """Rank ``window`` again in a thread of this process if no process is at it (the lock,
+        which expires should this one die); the thread, or None."""
+        lock = self.keys.trending_view_lock(window)
+        if not self.redis.set(lock, "1", nx=True, ex=VIEW_LOCK_S):
+            return None
+
+        def rank() -> None:
             try:
                 self.rank_view(window, now)
+            except Exception:  # a background thread has nobody to raise to
+                log.exception("ranking the %s trending view failed", window)
             finally:
-                if locked:
+                with contextlib.suppress(RedisError):  # else it expires
                     self.redis.delete(lock)
-        return rows, int(total), float(ranked_at) if ranked_at is not None else now
+
+        thread = threading.Thread(target=rank, name=f"rank-{window}", daemon=True)
+        thread.start()
+        self.last_rerank = thread
+        return thread
 
     def rank_view(self, window: str, now: float | None = None) -> int:
         """Rank a page view from the papers' entries now: every paper in the main window (read
