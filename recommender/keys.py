@@ -108,6 +108,19 @@ class Keys:
         """String: the Unix time :meth:`trending_view` was ranked at."""
         return f"{self.prefix}:{{trending}}:view:{window}:at"
 
+    def legacy_trending_view(self, window: str) -> tuple[str, str]:
+        """The sorted set and epoch string that held a page view before 2026-11-28, when every
+        reader updated them; :meth:`EventStore.migrate_legacy_views` carries them over once."""
+        return (
+            f"{self.prefix}:{{trending}}:scores:{window}",
+            f"{self.prefix}:{{trending}}:epoch:{window}",
+        )
+
+    def legacy_trending_view_claimed(self, window: str) -> str:
+        """Sorted set: a legacy view while one process carries it over (renamed, so no other
+        process takes it too)."""
+        return f"{self.prefix}:{{trending}}:scores:{window}:migrating"
+
     def trending_view_building(self, window: str, token: str) -> str:
         """Sorted set: a ranking of a view being built (expires unless swapped in)."""
         return f"{self.prefix}:{{trending}}:view:{window}:building:{token}"

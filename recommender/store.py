@@ -46,7 +46,7 @@ from typing import Any
 
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from recommender import trending
 from recommender.keys import Keys
@@ -213,8 +213,9 @@ local COUNTS = {'opens', 'clicks', 'dismisses', 'readers'}
 -- decayed number of distinct readers at tr_at. No epoch, no rebase and no order to keep: a
 -- reader costs one field each, and the views are ranked when read. views: {{field, half-life},
 -- ...}; stored: the entry's tr_at and view fields as HMGET answers them; times: readers' first
--- reads, each added (sign 1) or taken back (-1) in order. Answers tr_at and the scores
-local function views_add(stored, views, times, sign)
+-- reads, each added (sign 1) or taken back (-1) in order, weighing amounts[v] in view v if
+-- amounts is given (else 1). Answers tr_at and the scores
+local function views_add(stored, views, times, sign, amounts)
   local at = tonumber(stored[1])
   local scores = {}
   for v = 1, #views do scores[v] = tonumber(stored[v + 1]) or 0 end
@@ -222,10 +223,11 @@ local function views_add(stored, views, times, sign)
     local t = times[i]
     if not at then at = t end
     for v = 1, #views do
+      local amount = sign * (amounts and amounts[v] or 1)
       if t > at then  -- decay the score to t, then count the reader whole
-        scores[v] = scores[v] * 2 ^ ((at - t) / views[v][2]) + sign
+        scores[v] = scores[v] * 2 ^ ((at - t) / views[v][2]) + amount
       else  -- an earlier reader: counted as decayed since
-        scores[v] = scores[v] + sign * 2 ^ ((t - at) / views[v][2])
+        scores[v] = scores[v] + amount * 2 ^ ((t - at) / views[v][2])
       end
       if scores[v] < 1e-9 then scores[v] = 0 end  -- all taken back (up to rounding)
     end
@@ -530,16 +532,19 @@ _VIEWS_LUA = (
     _PAPER_FN
     + """
 -- One paper's trending views (views_add) outside ingestion: erasure takes readers back, a demo
--- catalogue adds some. KEYS[1] the paper's entry; ARGV[1] sign, [2] views, then each view's
--- field and half-life, then the readers' first-read times.
+-- catalogue adds some, an upgrade carries earlier versions' scores over. KEYS[1] the paper's
+-- entry; ARGV[1] sign, [2] views, then each view's field, half-life and amount (what a reader
+-- weighs in it), then the readers' first-read times.
 local sign, nviews = tonumber(ARGV[1]), tonumber(ARGV[2])
-local views, names, times = {}, {'tr_at'}, {}
+local views, names, amounts, times = {}, {'tr_at'}, {}, {}
 for v = 1, nviews do
-  views[v] = {ARGV[1 + 2 * v], tonumber(ARGV[2 + 2 * v])}
+  views[v] = {ARGV[3 * v], tonumber(ARGV[3 * v + 1])}
+  amounts[v] = tonumber(ARGV[3 * v + 2])
   names[v + 1] = views[v][1]
 end
-for i = 3 + 2 * nviews, #ARGV do times[#times + 1] = tonumber(ARGV[i]) end
-local at, scores = views_add(redis.call('HMGET', KEYS[1], unpack(names)), views, times, sign)
+for i = 3 + 3 * nviews, #ARGV do times[#times + 1] = tonumber(ARGV[i]) end
+local at, scores = views_add(redis.call('HMGET', KEYS[1], unpack(names)), views, times, sign,
+  amounts)
 local update = {'tr_at', at}
 for v = 1, nviews do
   update[#update + 1] = views[v][1]
@@ -888,11 +893,58 @@ class EventStore:
             args += [paper_id, ts]
             times.setdefault(paper_id, []).append(ts)
         self._script(self._trending, self._derived_keys("", "T", []), args, pipe)
-        view_fields = self._view_args() if views else []
-        if view_fields:
+        if views and self._views():
             for paper_id, paper_times in times.items():
-                view_args = [sign, len(view_fields) // 2, *view_fields, *paper_times]
-                self._script(self._views_script, [self.keys.paper(paper_id)], view_args, pipe)
+                self._queue_views(pipe, paper_id, sign, {}, paper_times)
+
+    def _queue_views(
+        self,
+        pipe: Any,
+        paper_id: str,
+        sign: int,
+        amounts: Mapping[str, float],
+        times: Sequence[float],
+    ) -> None:
+        """Queue on ``pipe``: readers at ``times`` into a paper's page views, each weighing
+        ``amounts[view]`` (default 1) in a view, added (``sign=1``) or taken back (-1)."""
+        views = self._views()
+        args: list[Any] = [sign, len(views)]
+        for name, half in views.items():
+            args += [_view_field(name), half, amounts.get(name, 1.0)]
+        self._script(self._views_script, [self.keys.paper(paper_id)], args + list(times), pipe)
+
+    def migrate_legacy_views(self, now: float | None = None) -> int:
+        """Carry the page views of versions before 2026-11-28 (a sorted set per view) into the
+        papers' entries, once: each paper's score there, decayed to ``now``, is added as readers
+        at ``now`` would be. Safe to run from several processes (each view's set is claimed by
+        one rename) and again after a crash (papers are removed from the claimed set as they
+        are carried; a crash may carry the papers of one slice twice). Returns the number of
+        papers carried; 0 when there is nothing to carry, as after the first run."""
+        now = time.time() if now is None else now
+        k = self.keys
+        carried = 0
+        for window, half in self._views().items():
+            scores, epoch_key = k.legacy_trending_view(window)
+            claimed = k.legacy_trending_view_claimed(window)
+            with contextlib.suppress(ResponseError):  # no such key: nothing, or claimed already
+                self.redis.rename(scores, claimed)
+            if not self.redis.exists(claimed):
+                continue
+            epoch = float(self.redis.get(epoch_key) or trending.DEFAULT_EPOCH)
+            factor = 2.0 ** (-(now - epoch) / half)
+            while rows := self.redis.zrange(claimed, 0, VIEW_SLICE - 1, withscores=True):
+                pipe = self.redis.pipeline(transaction=False)
+                for paper_id, score in rows:  # the other views: nothing added, only decayed
+                    amounts = {name: 0.0 for name in self._views()} | {window: score * factor}
+                    self._queue_views(pipe, paper_id, 1, amounts, [now])
+                pipe.zrem(claimed, *(paper_id for paper_id, _ in rows))
+                pipe.execute()
+                carried += len(rows)
+            self.redis.delete(claimed, epoch_key)
+        if carried:
+            for window in self._views():  # the next read ranks the views with them
+                self.redis.delete(k.trending_view(window), k.trending_view_at(window))
+        return carried
 
     def trim(self, now: float | None = None) -> int:
         """Drop log entries and de-duplication marks older than the retention window."""

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from recommender.keys import Keys
+from recommender.settings import Settings
 from server.commands.import_papers import demo_id, import_rows, read_seed
 from server.commands.up import process_table
 from server.embedded_redis import EmbeddedRedis, free_port
@@ -152,6 +154,25 @@ def test_import_seed_catalogue(app, client):
     assert trending["items"][0]["paper"]["title"]
 
 
+def paperfeed(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    """``paperfeed ARGS`` as its own process, on the test's Redis and key prefix."""
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "PAPERFEED_KEY_PREFIX": settings.key_prefix,
+    }
+    if settings.queue_redis_url:
+        env["PAPERFEED_QUEUE_REDIS_URL"] = settings.queue_redis_url
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_import_jsonl_via_cli(tmp_path, settings, redis_client):
     path = tmp_path / "papers.jsonl"
     path.write_text(
@@ -165,32 +186,33 @@ def test_import_jsonl_via_cli(tmp_path, settings, redis_client):
         )
         + "\n"
     )
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.redis_url,
-        "PAPERFEED_KEY_PREFIX": settings.key_prefix,
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "import-papers", str(path)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = paperfeed(settings, "import-papers", str(path))
     assert result.returncode == 0, result.stderr
     assert "imported 1 papers" in result.stdout
     stored = redis_client.hgetall(f"{settings.key_prefix}:{{p:arxiv:1905.02244}}:paper")
     assert stored["title"] == "Searching for MobileNetV3"
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "import-papers", str(bad)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = paperfeed(settings, "import-papers", str(bad))
     assert result.returncode == 1
     assert "bad.jsonl:1: not JSON" in result.stderr
+
+
+def test_clock_carries_an_earlier_versions_trending_views_over(settings, redis_client):
+    # Before 2026-11-28 the page's views were sorted sets; `paperfeed clock` moves them into
+    # the papers' entries as it starts (here with --once, the night's training already done).
+    keys = Keys(settings.key_prefix)
+    day_set, day_epoch = keys.legacy_trending_view("day")
+    now = time.time()
+    redis_client.zadd(day_set, {"arxiv:2401.00001": 4.0})
+    redis_client.set(day_epoch, now)
+    redis_client.zadd(keys.trending(), {"arxiv:2401.00001": 1.0})
+    redis_client.set(keys.train_last_success(), now)
+    result = paperfeed(settings, "clock", "--once")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "not due"
+    assert not redis_client.exists(day_set, day_epoch)
+    entry = redis_client.hgetall(keys.paper("arxiv:2401.00001"))
+    assert float(entry["tr:day"]) == pytest.approx(
+        4.0 * 2 ** (-(float(entry["tr_at"]) - now) / 43200)
+    )

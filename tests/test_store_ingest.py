@@ -273,3 +273,35 @@ def test_a_view_is_ranked_in_slices_and_leaves_faded_papers_out(redis_client, pr
     ]
     assert redis_client.ttl(store.keys.trending_view("day")) == -1  # kept until replaced
     assert not list(redis_client.scan_iter(match=f"{prefix}:*:building:*"))
+
+
+def test_an_upgrade_carries_earlier_versions_view_scores_over_once(redis_client, prefix):
+    # Before 2026-11-28 each page view was a sorted set of scores relative to its own epoch.
+    # The clock carries them into the papers' entries once, beside readers who came since.
+    store = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix))
+    k, now = store.keys, float(int(time.time()))
+    day, week = 12 * 3600, 168 * 3600
+    p, q = "arxiv:2401.00001", "arxiv:2401.00002"
+    day_set, day_epoch = k.legacy_trending_view("day")
+    week_set, week_epoch = k.legacy_trending_view("week")
+    redis_client.zadd(day_set, {p: 3.0})
+    redis_client.set(day_epoch, now - 6 * 3600)
+    redis_client.zadd(week_set, {p: 5.0, q: 2.0})
+    redis_client.set(week_epoch, now - 24 * 3600)
+    ev = Event(id=str(uuid.uuid4()), kind="open", paper_id=p, ts=int(now) - 60, site="arxiv.org")
+    store.ingest("since the upgrade", [ev], now=now)
+    redis_client.zadd(k.trending(), {q: 1e9})  # q's earlier readers, in the main window too
+
+    assert store.migrate_legacy_views(now=now) == 3  # p in both views, q in one
+    assert store.migrate_legacy_views(now=now) == 0  # once
+    assert not [key for key in redis_client.scan_iter(match=f"{prefix}:*") if "epoch:" in key]
+    assert not redis_client.exists(day_set, week_set)
+    views = {
+        window: {i["paper"]["id"]: i["score"] for i in store.trending(0, 10, now, window)[0]}
+        for window in ("day", "week")
+    }
+    assert views["day"] == {p: pytest.approx(3 * 2 ** (-6 / 12) + 2 ** (-60 / day), rel=1e-9)}
+    assert views["week"] == {
+        p: pytest.approx(5 * 2 ** (-24 / 168) + 2 ** (-60 / week), rel=1e-9),
+        q: pytest.approx(2 * 2 ** (-24 / 168), rel=1e-9),
+    }
