@@ -117,9 +117,12 @@ class Keys:
         )
 
     def legacy_trending_view_claimed(self, window: str) -> str:
-        """Sorted set: a legacy view while one process carries it over (renamed, so no other
-        process takes it too)."""
+        """Sorted set: a legacy view being carried over (what is left of it)."""
         return f"{self.prefix}:{{trending}}:scores:{window}:migrating"
+
+    def legacy_trending_views_lock(self) -> str:
+        """String: held (with an expiry) by the process carrying the legacy views over."""
+        return f"{self.prefix}:{{trending}}:scores:migrating:lock"
 
     def trending_view_building(self, window: str, token: str) -> str:
         """Sorted set: a ranking of a view being built (expires unless swapped in)."""

@@ -65,6 +65,9 @@ RISING_RATIO = 1.5
 # start ranking it again after this many seconds if the first died.
 VIEW_SLICE = 5000
 VIEW_LOCK_S = 30
+# Carrying an earlier version's views over holds a lock this long at most (see
+# EventStore.migrate_legacy_views); a run that dies is resumed after it expires.
+MIGRATION_LOCK_S = 600
 
 # Lua shared by the scripts below: commands over many members in slices, the trending update of
 # one window, and the catalogue update of one paper. Both scripts that use them are whole
@@ -916,34 +919,41 @@ class EventStore:
     def migrate_legacy_views(self, now: float | None = None) -> int:
         """Carry the page views of versions before 2026-11-28 (a sorted set per view) into the
         papers' entries, once: each paper's score there, decayed to ``now``, is added as readers
-        at ``now`` would be. Safe to run from several processes (each view's set is claimed by
-        one rename) and again after a crash (papers are removed from the claimed set as they
-        are carried; a crash may carry the papers of one slice twice). Returns the number of
-        papers carried; 0 when there is nothing to carry, as after the first run."""
+        at ``now`` would be, and the sets are deleted. One process at a time (a lock; another
+        process returns 0 at once); a run that dies is resumed by the next (papers leave the
+        claimed set as they are carried, so at most one slice of them is carried twice).
+        Returns the number of papers carried: 0 when there is nothing to carry."""
         now = time.time() if now is None else now
         k = self.keys
+        views = list(self._views())
+        legacy = [k.legacy_trending_view(w)[0] for w in views]
+        if not self.redis.exists(*legacy, *(k.legacy_trending_view_claimed(w) for w in views)):
+            return 0  # the usual case: one round trip
+        lock = k.legacy_trending_views_lock()
+        if not self.redis.set(lock, "1", nx=True, ex=MIGRATION_LOCK_S):
+            return 0
         carried = 0
-        for window, half in self._views().items():
-            scores, epoch_key = k.legacy_trending_view(window)
-            claimed = k.legacy_trending_view_claimed(window)
-            with contextlib.suppress(ResponseError):  # no such key: nothing, or claimed already
-                self.redis.rename(scores, claimed)
-            if not self.redis.exists(claimed):
-                continue
-            epoch = float(self.redis.get(epoch_key) or trending.DEFAULT_EPOCH)
-            factor = 2.0 ** (-(now - epoch) / half)
-            while rows := self.redis.zrange(claimed, 0, VIEW_SLICE - 1, withscores=True):
-                pipe = self.redis.pipeline(transaction=False)
-                for paper_id, score in rows:  # the other views: nothing added, only decayed
-                    amounts = {name: 0.0 for name in self._views()} | {window: score * factor}
-                    self._queue_views(pipe, paper_id, 1, amounts, [now])
-                pipe.zrem(claimed, *(paper_id for paper_id, _ in rows))
-                pipe.execute()
-                carried += len(rows)
-            self.redis.delete(claimed, epoch_key)
-        if carried:
+        try:
+            for window, half in self._views().items():
+                scores, epoch_key = k.legacy_trending_view(window)
+                claimed = k.legacy_trending_view_claimed(window)
+                with contextlib.suppress(ResponseError):  # no such key: none, or claimed before
+                    self.redis.rename(scores, claimed)
+                epoch = float(self.redis.get(epoch_key) or trending.DEFAULT_EPOCH)
+                factor = 2.0 ** (-(now - epoch) / half)
+                while rows := self.redis.zrange(claimed, 0, VIEW_SLICE - 1, withscores=True):
+                    pipe = self.redis.pipeline(transaction=False)
+                    for paper_id, score in rows:  # the other views: nothing added, only decayed
+                        amounts = {name: 0.0 for name in self._views()} | {window: score * factor}
+                        self._queue_views(pipe, paper_id, 1, amounts, [now])
+                    pipe.zrem(claimed, *(paper_id for paper_id, _ in rows))
+                    pipe.execute()
+                    carried += len(rows)
+                self.redis.delete(claimed, epoch_key)
             for window in self._views():  # the next read ranks the views with them
                 self.redis.delete(k.trending_view(window), k.trending_view_at(window))
+        finally:
+            self.redis.delete(lock)
         return carried
 
     def trim(self, now: float | None = None) -> int:

@@ -292,6 +292,10 @@ def test_an_upgrade_carries_earlier_versions_view_scores_over_once(redis_client,
     store.ingest("since the upgrade", [ev], now=now)
     redis_client.zadd(k.trending(), {q: 1e9})  # q's earlier readers, in the main window too
 
+    redis_client.set(k.legacy_trending_views_lock(), "1")  # another process is at it
+    assert store.migrate_legacy_views(now=now) == 0
+    assert redis_client.exists(day_set, week_set) == 2
+    redis_client.delete(k.legacy_trending_views_lock())
     assert store.migrate_legacy_views(now=now) == 3  # p in both views, q in one
     assert store.migrate_legacy_views(now=now) == 0  # once
     assert not [key for key in redis_client.scan_iter(match=f"{prefix}:*") if "epoch:" in key]
