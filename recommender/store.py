@@ -65,6 +65,8 @@ RISING_RATIO = 1.5
 # start ranking it again after this many seconds if the first died.
 VIEW_SLICE = 5000
 VIEW_LOCK_S = 30
+# A page view lists a paper while it has at least this many readers there (decayed).
+VIEW_FLOOR = 1e-3
 # Carrying an earlier version's views over holds a lock this long at most (see
 # EventStore.migrate_legacy_views); a run that dies is resumed after it expires.
 MIGRATION_LOCK_S = 600
@@ -950,8 +952,8 @@ class EventStore:
                     pipe.execute()
                     carried += len(rows)
                 self.redis.delete(claimed, epoch_key)
-            for window in self._views():  # the next read ranks the views with them
-                self.redis.delete(k.trending_view(window), k.trending_view_at(window))
+            for window in self._views():  # stale: the next read has them ranked again
+                self.redis.set(k.trending_view_at(window), 0, xx=True)
         finally:
             self.redis.delete(lock)
         return carried
@@ -993,14 +995,15 @@ class EventStore:
         Each item: ``{"paper": catalogue entry, "score": decayed readers now, "rising": bool}``.
         A paper is rising when readers arrive faster now (its "today" intensity) than on
         average over the week, by ``RISING_RATIO``. ``main`` is ranked as every reader arrives;
-        a page view (``day``, ``week``) by a ranking at most ``trending_view_ttl_s`` old, its
-        papers' scores decayed from the ranking's time to ``now``.
+        a page view (``day``, ``week``) by a ranking about ``trending_view_ttl_s`` old at most,
+        its papers' scores read from their entries as of ``now`` (a paper whose readers were all
+        taken back since the ranking is left out).
         """
         now = time.time() if now is None else now
         if window in self._views():
-            rows, total, ranked_at = self._view(window, offset, limit, now)
-            factor = 2.0 ** (-(now - ranked_at) / self.settings.trending_windows[window])
-            scores = [score * factor for _, score in rows]
+            # the ranking gives the order; the scores are the entries' own, as of now
+            rows, total = self._view(window, offset, limit, now)
+            scores = None
         else:
             k = self.keys
             pipe = self.redis.pipeline(transaction=False)
@@ -1014,6 +1017,8 @@ class EventStore:
             scores = [float(x) for x in trending.to_now(raw_scores, now, epoch, half_life)]
         ids = [pid for pid, _ in rows]
         raws = self._raw_papers(ids)
+        if scores is None:
+            scores = [self._view_scores(raw, now).get(window, 0.0) for raw in raws]
         items = [
             {
                 "paper": _paper_view(pid, raw) if raw else {"id": pid},
@@ -1021,6 +1026,7 @@ class EventStore:
                 "rising": self._rising(raw, now),
             }
             for pid, raw, score in zip(ids, raws, scores, strict=True)
+            if score >= VIEW_FLOOR  # all its readers taken back since the ranking
         ]
         return items, int(total)
 
@@ -1046,8 +1052,8 @@ class EventStore:
 
     def _view(
         self, window: str, offset: int, limit: int, now: float
-    ) -> tuple[list[tuple[str, float]], int, float]:
-        """A page of a view's ranking, its length and the time it was ranked at.
+    ) -> tuple[list[tuple[str, float]], int]:
+        """A page of a view's ranking and its length.
 
         A missing ranking is ranked at once (by every reader who finds none). A ranking older
         than ``trending_view_ttl_s`` is served as it is while one process, the one that takes
@@ -1067,7 +1073,7 @@ class EventStore:
             if attempt:
                 break
             self.rank_view(window, now)
-        return rows, int(total), float(ranked_at) if ranked_at is not None else now
+        return rows, int(total)
 
     def _rerank_in_background(self, window: str, now: float) -> threading.Thread | None:
         """Rank ``window`` again in a thread of this process if no process is at it (the lock,
@@ -1112,7 +1118,7 @@ class EventStore:
             for pid, (at, score) in zip(papers, pipe.execute(), strict=True):
                 if at and score:
                     value = float(score) * 2.0 ** (-(now - float(at)) / half)
-                    if value >= 1e-3:
+                    if value >= VIEW_FLOOR:
                         scores[pid] = value
             if scores:
                 pipe = self.redis.pipeline(transaction=False)
@@ -1216,9 +1222,8 @@ class EventStore:
             self._script(self._unclaim, claim_keys, [user_id], pipe)
         if readers:
             self.queue_readers(pipe, readers, sign=-1)
-            for window in self._views():  # the next read ranks the views without them
-                pipe.delete(k.trending_view(window))
-                pipe.delete(k.trending_view_at(window))
+            for window in self._views():  # stale: the next read has them ranked again
+                pipe.set(k.trending_view_at(window), 0, xx=True)
         for key in k.user_keys(user_id):  # one by one: a Cluster pipeline deletes one key a call
             pipe.delete(key)
         pipe.zrem(k.users(), user_id)

@@ -229,8 +229,10 @@ def test_the_page_views_count_each_reader_decayed_from_their_first_read(
         assert scores[q] == pytest.approx(expected([86400], half), rel=1e-9)
 
     store.erase("carol", now=t0)
-    scores = view("day", t0 + 1)  # the erasure dropped the ranking: ranked again, without her
+    scores = view("day", t0 + 1)  # scores are the entries' own: at once without her
     assert scores[p] == pytest.approx(expected([3601, 1], day), rel=1e-9)
+    store.last_rerank.join(30)  # the erasure made the ranking stale: ranked again meanwhile
+    store.last_rerank = None
 
     read("eve", "arxiv:2401.00003", t0)
     assert "arxiv:2401.00003" not in view("day", t0 + 30)  # the ranking is 29 s old: reused
@@ -244,6 +246,13 @@ def test_the_page_views_count_each_reader_decayed_from_their_first_read(
     store.last_rerank.join(30)
     scores = view("day", t0 + 70)
     assert scores["arxiv:2401.00003"] == pytest.approx(expected([70], day), rel=1e-9)
+
+    store.last_rerank = None
+    store.erase("dave", now=t0)  # q's only reader: q leaves the view at once, ranked or not
+    items, _ = store.trending(0, 10, now=t0 + 71, window="day")
+    assert q not in [i["paper"]["id"] for i in items]
+    store.last_rerank.join(30)
+    assert q not in view("day", t0 + 72)
     assert not redis_client.exists(store.keys.trending_view_lock("day"))
 
 
