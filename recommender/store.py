@@ -918,6 +918,12 @@ class EventStore:
             args += [_view_field(name), half, amounts.get(name, 1.0)]
         self._script(self._views_script, [self.keys.paper(paper_id)], args + list(times), pipe)
 
+    def _queue_views_stale(self, pipe: Any) -> None:
+        """Queue on ``pipe``: mark the page views' rankings stale (where there are any), so the
+        next read has them ranked again in the background."""
+        for window in self._views():
+            pipe.set(self.keys.trending_view_at(window), 0, xx=True)
+
     def migrate_legacy_views(self, now: float | None = None) -> int:
         """Carry the page views of versions before 2026-11-28 (a sorted set per view) into the
         papers' entries, once: each paper's score there, decayed to ``now``, is added as readers
@@ -927,7 +933,7 @@ class EventStore:
         Returns the number of papers carried: 0 when there is nothing to carry."""
         now = time.time() if now is None else now
         k = self.keys
-        views = list(self._views())
+        views = self._views()
         legacy = [k.legacy_trending_view(w)[0] for w in views]
         if not self.redis.exists(*legacy, *(k.legacy_trending_view_claimed(w) for w in views)):
             return 0  # the usual case: one round trip
@@ -936,7 +942,7 @@ class EventStore:
             return 0
         carried = 0
         try:
-            for window, half in self._views().items():
+            for window, half in views.items():
                 scores, epoch_key = k.legacy_trending_view(window)
                 claimed = k.legacy_trending_view_claimed(window)
                 with contextlib.suppress(ResponseError):  # no such key: none, or claimed before
@@ -946,14 +952,15 @@ class EventStore:
                 while rows := self.redis.zrange(claimed, 0, VIEW_SLICE - 1, withscores=True):
                     pipe = self.redis.pipeline(transaction=False)
                     for paper_id, score in rows:  # the other views: nothing added, only decayed
-                        amounts = {name: 0.0 for name in self._views()} | {window: score * factor}
+                        amounts = {name: 0.0 for name in views} | {window: score * factor}
                         self._queue_views(pipe, paper_id, 1, amounts, [now])
                     pipe.zrem(claimed, *(paper_id for paper_id, _ in rows))
                     pipe.execute()
                     carried += len(rows)
                 self.redis.delete(claimed, epoch_key)
-            for window in self._views():  # stale: the next read has them ranked again
-                self.redis.set(k.trending_view_at(window), 0, xx=True)
+            pipe = self.redis.pipeline(transaction=False)
+            self._queue_views_stale(pipe)
+            pipe.execute()
         finally:
             self.redis.delete(lock)
         return carried
@@ -1017,15 +1024,16 @@ class EventStore:
             scores = [float(x) for x in trending.to_now(raw_scores, now, epoch, half_life)]
         ids = [pid for pid, _ in rows]
         raws = self._raw_papers(ids)
+        views = [self._view_scores(raw, now) for raw in raws]
         if scores is None:
-            scores = [self._view_scores(raw, now).get(window, 0.0) for raw in raws]
+            scores = [view.get(window, 0.0) for view in views]
         items = [
             {
                 "paper": _paper_view(pid, raw) if raw else {"id": pid},
                 "score": float(score),
-                "rising": self._rising(raw, now),
+                "rising": self._rising(view),
             }
-            for pid, raw, score in zip(ids, raws, scores, strict=True)
+            for pid, raw, view, score in zip(ids, raws, views, scores, strict=True)
             if score >= VIEW_FLOOR  # all its readers taken back since the ranking
         ]
         return items, int(total)
@@ -1040,9 +1048,9 @@ class EventStore:
             for name, half in self._views().items()
         }
 
-    def _rising(self, raw: Mapping[str, str] | None, now: float) -> bool:
-        """Whether a paper's readers arrive faster today than on average this week."""
-        views = self._view_scores(raw or {}, now)
+    def _rising(self, views: Mapping[str, float]) -> bool:
+        """Whether a paper's readers arrive faster today than on average this week, from its
+        :meth:`_view_scores`."""
         if "day" not in views or "week" not in views:
             return False
         windows = self.settings.trending_windows
@@ -1060,19 +1068,20 @@ class EventStore:
         the lock, ranks it again in a background thread: no reader waits for a re-ranking.
         """
         k = self.keys
-        for attempt in range(2):
+
+        def read() -> list[Any]:
             pipe = self.redis.pipeline(transaction=False)
             pipe.get(k.trending_view_at(window))
             pipe.zrevrange(k.trending_view(window), offset, offset + limit - 1, withscores=True)
             pipe.zcard(k.trending_view(window))
-            ranked_at, rows, total = pipe.execute()
-            if ranked_at is not None:
-                if now - float(ranked_at) > self.settings.trending_view_ttl_s:
-                    self._rerank_in_background(window, now)
-                break
-            if attempt:
-                break
+            return pipe.execute()
+
+        ranked_at, rows, total = read()
+        if ranked_at is None:
             self.rank_view(window, now)
+            ranked_at, rows, total = read()
+        elif now - float(ranked_at) > self.settings.trending_view_ttl_s:
+            self._rerank_in_background(window, now)
         return rows, int(total)
 
     def _rerank_in_background(self, window: str, now: float) -> threading.Thread | None:
@@ -1222,8 +1231,7 @@ class EventStore:
             self._script(self._unclaim, claim_keys, [user_id], pipe)
         if readers:
             self.queue_readers(pipe, readers, sign=-1)
-            for window in self._views():  # stale: the next read has them ranked again
-                pipe.set(k.trending_view_at(window), 0, xx=True)
+            self._queue_views_stale(pipe)
         for key in k.user_keys(user_id):  # one by one: a Cluster pipeline deletes one key a call
             pipe.delete(key)
         pipe.zrem(k.users(), user_id)
