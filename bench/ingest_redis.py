@@ -129,22 +129,29 @@ def checkout_store(checkout: Path, client: Any) -> Any:
 
 
 @contextlib.contextmanager
-def private_redis(appendonly: bool = True) -> Iterator[redis.Redis]:
+def private_redis(appendonly: bool = True, callgrind: Path | None = None) -> Iterator[redis.Redis]:
     """A client of a private ``redis-server`` (AOF as ``paperfeed up`` runs it unless
     ``appendonly`` is false; no automatic AOF rewrite, no snapshots), once it answers; the
-    server is shut down on exit."""
+    server is shut down on exit. With ``callgrind``, the server runs under valgrind's callgrind
+    with its counting off (see :class:`Instructions`), writing its counts to that file."""
     port, data_dir = free_port(), tempfile.mkdtemp(prefix="pf-redis-cost-")
+    grind = []
+    if callgrind:
+        grind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        grind.append(f"--callgrind-out-file={callgrind}")
     server = subprocess.Popen(
         [
+            *grind,
             *(find_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir),
             *("--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec"),
             *("--save", "", "--auto-aof-rewrite-percentage", "0"),
             *("--logfile", f"{data_dir}/redis.log"),
         ],
         stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if callgrind else None,  # valgrind's banner
     )
     client = redis.Redis(port=port, decode_responses=True)
-    for _ in range(100):
+    for _ in range(600 if callgrind else 100):
         try:
             client.ping()
             break
@@ -157,9 +164,62 @@ def private_redis(appendonly: bool = True) -> Iterator[redis.Redis]:
         server.wait(timeout=10)
 
 
+class Instructions:
+    """The instructions a ``private_redis(callgrind=...)`` server executes while counting is on.
+
+    Unlike CPU time, the count repeats whatever else the machine does, so two versions of the
+    ingest script compare by it in one round."""
+
+    def __init__(self, client: Any, out: Path) -> None:
+        self.pid, self.out = str(client.info("server")["process_id"]), out
+
+    def count(self, on: bool) -> None:
+        cmd = ["callgrind_control", "-i", "on" if on else "off", self.pid]
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    def total(self) -> int:
+        """Everything counted so far (the server must have exited, writing its counts)."""
+        totals = [line for line in self.out.read_text().splitlines() if line[:7] == "totals:"]
+        return int(totals[-1].split()[1])
+
+
 def main_thread_us(client: Any) -> float:
     cpu = client.info("cpu")
     return (cpu["used_cpu_sys_main_thread"] + cpu["used_cpu_user_main_thread"]) * 1e6
+
+
+def stores_on(client: Any, compare: Path | None) -> dict[Any, Any]:
+    """The stores the variants write with (keyed as ``VARIANTS``' third item), on ``client``."""
+    stores = {
+        False: EventStore(client, Settings.from_env({}, key_prefix="cost")),
+        True: EventStore(client, MainWindowOnly.from_env({}, key_prefix="cost")),
+    }
+    if compare:
+        stores[f"all ({compare})"] = checkout_store(compare.resolve(), client)
+    return stores
+
+
+def load(client: Any, stores: dict[Any, Any], variant: str, seed: int, args: Any) -> Iterator[None]:
+    """Fill an empty Redis with ``args.batches`` batches of ``variant``, yield, then send the
+    measured third as many more (the caller measures around the part after the yield)."""
+    sections, papers_on, store_key = VARIANTS[variant]
+    store = stores[store_key]
+    users = [f"user{i:05d}" for i in range(args.users)]
+    client.flushall()
+    rnd = random.Random(seed)
+    for _ in range(args.batches):
+        ingest(
+            store, sections, papers_on, rnd.choice(users), batch(rnd, time.time(), args.ts_spread)
+        )
+    yield
+    for _ in range(measured(args)):
+        ingest(
+            store, sections, papers_on, rnd.choice(users), batch(rnd, time.time(), args.ts_spread)
+        )
+
+
+def measured(args: Any) -> int:
+    return max(1, args.batches // 3)
 
 
 def main() -> None:
@@ -170,42 +230,53 @@ def main() -> None:
     parser.add_argument("--ts-spread", type=int, default=0, help="events up to this many s old")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--compare", type=Path, help="another checkout, measured as 'all (...)'")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count Redis's instructions per event instead (valgrind; one round, each variant "
+        "on its own server; try --batches 300)",
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
+    if args.compare:
+        compared = f"all ({args.compare})"
+        VARIANTS[compared] = ("LUZT", True, compared)
+        variants.append(compared)
+    shape = f"{args.users} users, events up to {args.ts_spread} s old"
+    events = measured(args) * 100
+    if args.callgrind:
+        for variant in variants:
+            with tempfile.TemporaryDirectory(prefix="pf-callgrind-") as tmp:
+                out = Path(tmp) / "callgrind.out"
+                with private_redis(callgrind=out) as client:
+                    counter = Instructions(client, out)
+                    steps = load(client, stores_on(client, args.compare), variant, 0, args)
+                    next(steps)
+                    counter.count(True)
+                    for _ in steps:
+                        pass
+                    counter.count(False)
+                total = counter.total()
+            print(f"  {variant:18s} {total / events:10,.0f} instructions/event", flush=True)
+        print(f"(Redis, callgrind; {shape}, {args.batches} + {measured(args)} batches of 100)")
+        return
 
     with private_redis() as client:
-        stores = {
-            False: EventStore(client, Settings.from_env({}, key_prefix="cost")),
-            True: EventStore(client, MainWindowOnly.from_env({}, key_prefix="cost")),
-        }
-        if args.compare:
-            compared = f"all ({args.compare})"
-            VARIANTS[compared] = ("LUZT", True, compared)
-            stores[compared] = checkout_store(args.compare.resolve(), client)
-            variants.append(compared)
+        stores = stores_on(client, args.compare)
         results: dict[str, list[float]] = {v: [] for v in variants}
-        users = [f"user{i:05d}" for i in range(args.users)]
-        measured = max(1, args.batches // 3)
         for r in range(args.rounds):
             for variant in variants if r % 2 == 0 else variants[::-1]:
-                sections, papers_on, main_only = VARIANTS[variant]
-                store = stores[main_only]
-                client.flushall()
-                rnd = random.Random(r)
-                for _ in range(args.batches):
-                    events = batch(rnd, time.time(), args.ts_spread)
-                    ingest(store, sections, papers_on, rnd.choice(users), events)
+                steps = load(client, stores, variant, r, args)
+                next(steps)
                 before = main_thread_us(client)
-                for _ in range(measured):
-                    events = batch(rnd, time.time(), args.ts_spread)
-                    ingest(store, sections, papers_on, rnd.choice(users), events)
-                results[variant].append((main_thread_us(client) - before) / (measured * 100))
+                for _ in steps:
+                    pass
+                results[variant].append((main_thread_us(client) - before) / events)
                 figure = results[variant][-1]
                 print(f"round {r + 1} {variant:18s} {figure:6.1f} us/event", flush=True)
         print(
             f"\nRedis main-thread CPU per event, medians of {args.rounds} rounds "
-            f"({args.users} users, events up to {args.ts_spread} s old, "
-            f"{args.batches} + {measured} batches of 100 per round):"
+            f"({shape}, {args.batches} + {measured(args)} batches of 100 per round):"
         )
         for variant in variants:
             print(f"  {variant:18s} {statistics.median(results[variant]):6.1f} us/event")
