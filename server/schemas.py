@@ -81,8 +81,13 @@ def paper_identity(data: dict[str, Any]) -> str:
     one that is not recognised) or its id and URL name different papers. Shared by the schema
     and the fast path (:mod:`server.fastpath`).
     """
-    if "id" not in data and "url" not in data:
-        raise ValidationError("a paper needs an id or a url", "id")
+    if "url" not in data:  # the common case, first: an id alone
+        if "id" not in data:
+            raise ValidationError("a paper needs an id or a url", "id")
+        only = _canonical_id(data["id"])
+        if only is None:
+            raise ValidationError("not a recognised paper id", "id")
+        return only
     canonical = {}
     for name in ("id", "url"):
         if name in data:
@@ -142,8 +147,15 @@ def make_event(event_id: str, kind: str, paper: dict[str, Any], ts: int, site: s
         site=site,
         title=_clean(paper.get("title")),
         abstract=_clean(paper.get("abstract")),
-        authors=tuple(a for a in (_clean(x) for x in paper.get("authors", ())) if a),
+        authors=_authors(paper.get("authors")),
     )
+
+
+def _authors(authors: list[str] | None) -> tuple[str, ...]:
+    """The non-blank authors, each cleaned (most events carry none)."""
+    if not authors:
+        return ()
+    return tuple(a for a in (_clean(x) for x in authors) if a)
 
 
 def _clean(text: str | None) -> str | None:

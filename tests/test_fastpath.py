@@ -373,3 +373,31 @@ def test_a_schema_change_the_fast_path_does_not_mirror_fails_loudly(change):
 
 def test_the_current_schemas_compile():
     assert _compile(schemas.EventBatchIn) == schemas.FAST_PATH
+
+
+@pytest.mark.parametrize(
+    ("paper", "answer"),
+    [
+        ({"id": "arXiv:2401.12345v2"}, "arxiv:2401.12345"),
+        ({"url": "https://arxiv.org/pdf/2401.12345"}, "arxiv:2401.12345"),
+        (
+            {"id": "arxiv:2401.12345", "url": "https://arxiv.org/abs/2401.12345v3"},
+            "arxiv:2401.12345",
+        ),
+        ({"id": "not a paper"}, ("id", "not a recognised paper id")),
+        ({"url": "https://example.com/blog"}, ("url", "not a recognised paper url")),
+        ({"id": "junk", "url": "https://arxiv.org/abs/2401.12345"}, ("id", "not a recognised")),
+        ({"id": "arxiv:2401.12345", "url": "https://arxiv.org/abs/2401.99999"}, ("url", "differ")),
+        ({"title": "only a title"}, ("id", "needs an id or a url")),
+    ],
+)
+def test_paper_identity_names_the_field_at_fault(paper, answer):
+    # shared by the schema and the fast path; an id alone takes a shorter way through it
+    if isinstance(answer, str):
+        assert schemas.paper_identity(paper) == answer
+        return
+    field, message = answer
+    with pytest.raises(ValidationError) as raised:
+        schemas.paper_identity(paper)
+    assert raised.value.field_name == field
+    assert message in str(raised.value)

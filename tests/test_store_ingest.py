@@ -161,6 +161,23 @@ def test_the_catalogue_and_the_votes_keep_what_ingestion_relies_on(redis_client,
     assert set(catalogue) == papers
 
 
+def test_a_metadata_versions_digest_and_json_are_stable():
+    # A reader's vote is stored under its version's digest, so the digest of the same text must
+    # not change from one release to the next: these values are what earlier releases computed
+    # (json.dumps(..., sort_keys=True, ensure_ascii=False), SHA-256, 32 hex digits).
+    assert store_module._claim(
+        "arxiv:2401.00001", "Ünïcode “title”", "An abstract.", ("Ada Lovelace", "Émile Borel")
+    ) == (
+        "348032fa6dec1c950abf89702df966be",
+        '{"abstract": "An abstract.", "authors": "[\\"Ada Lovelace\\", \\"Émile Borel\\"]", '
+        '"title": "Ünïcode “title”", "url": "https://arxiv.org/abs/2401.00001"}',
+    )
+    assert store_module._claim("doi:10.1145/3368089", "Title only", None, ()) == (
+        "e93a59fa093a0e365811cdd97a7b16e2",
+        '{"title": "Title only", "url": "https://doi.org/10.1145/3368089"}',
+    )
+
+
 @pytest.mark.parametrize("per_slot", [False, True])
 def test_a_reader_counts_once_while_their_read_is_within_retention(redis_client, prefix, per_slot):
     # A distinct reader is a user whose seen set (papers opened or clicked, by event time,
