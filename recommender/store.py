@@ -207,10 +207,10 @@ _PAPER_FN = """
 -- different version replaces it once `quorum` distinct readers sent it (one vote per reader: a
 -- changed text moves the vote). The entry is read once and written once (the script is atomic,
 -- so this is what HSETNX, HINCRBY and HSET field by field would leave); the votes change by
--- HINCRBY. With a new reader (first read at reader_at, else nil), its views (views_add) change
--- in the same read and write. Answers whether the paper had no first-seen time yet (then it is
--- new to the catalogue set too: every writer of first_seen adds the paper to that set in the
--- same call or pipeline).
+-- HINCRBY. With a new reader (first read at reader_at, the time as text, else nil), its views
+-- change in the same read and write. Answers whether the paper had no first-seen time yet (then
+-- it is new to the catalogue set too: every writer of first_seen adds the paper to that set in
+-- the same call or pipeline).
 local COUNTS = {'opens', 'clicks', 'dismisses', 'readers'}
 
 -- The page's trending views (every trending window after main) of one paper live in its entry:
@@ -306,10 +306,22 @@ local function paper_update(paper, claims, claimants, user, first_seen, n, c, di
     end
   end
   if nnames > nmeta then
-    local at, scores = views_add({unpack(held, nmeta + 1, nnames)}, views, {reader_at}, 1)
-    update[u + 1], update[u + 2], u = 'tr_at', at, u + 2
+    -- views_add's arithmetic for this one reader, inline (no tables, no call: it runs for most
+    -- events). tr_at moves only forward, and then to the reader's time as the caller wrote it
+    local t = tonumber(reader_at)
+    local at = tonumber(held[nmeta + 1]) or t
+    if t >= at and held[nmeta + 1] ~= reader_at then
+      update[u + 1], update[u + 2], u = 'tr_at', reader_at, u + 2
+    end
     for v = 1, #views do
-      update[u + 1], update[u + 2], u = views[v][1], scores[v], u + 2
+      local score = tonumber(held[nmeta + 1 + v]) or 0
+      if t > at then  -- decay the score to t, then count the reader whole
+        score = score * 2 ^ ((at - t) / views[v][2]) + 1
+      else  -- an earlier reader: counted as decayed since
+        score = score + 2 ^ ((t - at) / views[v][2])
+      end
+      if score < 1e-9 then score = 0 end
+      update[u + 1], update[u + 2], u = views[v][1], score, u + 2
     end
   end
   if u > 0 then redis.call('HSET', paper, unpack(update, 1, u)) end
@@ -395,7 +407,7 @@ local entries, seen, dismissed, nseen, ndismissed = {}, {}, {}, 0, 0
 local per_paper = npapers > 0 or catalogue ~= nil
 local grouped, position, ngrouped = {}, {}, 0
 local readers, reader_times = {}, {}  -- the new readers (papers, first-read times), in order
-local reader_at = {}  -- paper -> its new reader's first-read time
+local reader_at = {}  -- paper -> its new reader's first-read time (as ARGV has it)
 -- the papers the accepted events open or click, in order; paper -> row of its first such event
 local read_papers, first_read = {}, {}
 if log then
@@ -478,8 +490,8 @@ if user_keys and accepted > 0 then
         grouped[b + 7] = grouped[b + 7] + 1
       end
       readers[#readers + 1] = p
-      reader_times[#readers] = tonumber(ARGV[a + (first_read[p] - 1) * ROW + 5])
-      reader_at[p] = reader_times[#readers]
+      reader_at[p] = ARGV[a + (first_read[p] - 1) * ROW + 5]
+      reader_times[#readers] = tonumber(reader_at[p])
     end
   end
 end
@@ -608,7 +620,7 @@ for p = 0, #KEYS / 3 - 1 do
   local n = {tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
     tonumber(ARGV[i + 4])}
   paper_update(KEYS[3 * p + 1], KEYS[3 * p + 2], KEYS[3 * p + 3], user, ARGV[i], n, 0,
-    ARGV[i + 5], ARGV[i + 6], quorum, views, tonumber(ARGV[i + 7]))
+    ARGV[i + 5], ARGV[i + 6], quorum, views, ARGV[i + 7] ~= '' and ARGV[i + 7] or nil)
 end
 return 0
 """
