@@ -5,8 +5,9 @@ gunicorn workers, so the workers' CPU per event matters as much as Redis's. Unde
 CPU moves with the machine's mood (the same code measured 39 and 57 µs per event in two runs of
 one session). This script measures it without HTTP or gunicorn: it calls the WSGI callables
 (``server.wsgi:app``, whose events lane answers these requests, and ``bench/bare_wsgi.py``)
-in this process with ``bench/ingest.lua``'s 100-event batches (Zipf-shaped papers titled
-"Paper <n>", a third clicks, 64 users) against a private ``redis-server``, and reports:
+in this process with ``bench/ingest.lua``'s requests (100 events each unless ``--batch``;
+Zipf-shaped papers titled "Paper <n>", a third clicks, 64 users) against a private
+``redis-server``, and reports:
 
 - ``instructions``: what the server process executes per event (callgrind, the measured calls
   only, imports and warm-up left out). This count repeats to a fraction of a percent whatever
@@ -18,6 +19,7 @@ in this process with ``bench/ingest.lua``'s 100-event batches (Zipf-shaped paper
 
     apt-get install -y valgrind
     .venv/bin/python bench/server_cost.py
+    .venv/bin/python bench/server_cost.py --batch 1 --batches 400   # single events
     git worktree add /tmp/before <commit> && \\
         .venv/bin/python bench/server_cost.py --compare /tmp/before
 """
@@ -72,7 +74,7 @@ def environ(data: bytes, token: str) -> dict[str, Any]:
     }
 
 
-def child(target: str, batches: int, rounds: int, toggle: bool) -> None:
+def child(target: str, batches: int, size: int, rounds: int, toggle: bool) -> None:
     """Run in the checkout's directory with the bench's environment: load ``target`` and print
     its CPU µs per event by round; with ``toggle``, callgrind counts only the measured calls."""
     sys.path[:0] = [os.getcwd(), os.path.join(os.getcwd(), "bench")]
@@ -97,12 +99,12 @@ def child(target: str, batches: int, rounds: int, toggle: bool) -> None:
             b"".join(app(environ(data, tokens[i % len(tokens)]), start_response))
             if not status.pop().startswith("202"):
                 raise SystemExit(f"{target}: a batch was not accepted")
-        return (time.process_time() - started) / (len(bodies) * 100) * 1e6
+        return (time.process_time() - started) / (len(bodies) * size) * 1e6
 
-    load([body(rnd, now) for _ in range(batches)])  # warm-up: caches, connections
+    load([body(rnd, now, size) for _ in range(batches)])  # warm-up: caches, connections
     pid = str(os.getpid())
     for _ in range(rounds):
-        bodies = [body(rnd, now) for _ in range(batches)]
+        bodies = [body(rnd, now, size) for _ in range(batches)]
         if toggle:
             subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
         cpu = load(bodies)
@@ -114,7 +116,8 @@ def child(target: str, batches: int, rounds: int, toggle: bool) -> None:
 def measure(checkout: Path, target: str, env: dict[str, str], args: Any, grind: bool) -> float:
     """Instructions per event (``grind``) or the median CPU µs per event of ``target``."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", target]
-    cmd += ["--batches", str(args.batches), "--rounds", str(1 if grind else args.rounds)]
+    cmd += ["--batches", str(args.batches), "--batch", str(args.batch)]
+    cmd += ["--rounds", str(1 if grind else args.rounds)]
     with tempfile.TemporaryDirectory(prefix="pf-server-cost-") as tmp:
         out = Path(tmp) / "callgrind.out"
         if grind:
@@ -127,19 +130,20 @@ def measure(checkout: Path, target: str, env: dict[str, str], args: Any, grind: 
             cpu = [float(line.split()[1]) for line in run.stdout.splitlines() if line[:4] == "cpu "]
             return statistics.median(cpu)
         totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")]
-        return int(totals[-1].split()[1]) / (args.batches * 100)
+        return int(totals[-1].split()[1]) / (args.batches * args.batch)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, default=40, help="batches of 100 per round")
+    parser.add_argument("--batches", type=int, default=40, help="requests per round")
+    parser.add_argument("--batch", type=int, default=100, help="events per request")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of plain CPU time")
     parser.add_argument("--compare", type=Path, help="another checkout, measured beside this one")
     parser.add_argument("--child", choices=TARGETS, help=argparse.SUPPRESS)
     parser.add_argument("--toggle", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.batches, args.rounds, args.toggle)
+        child(args.child, args.batches, args.batch, args.rounds, args.toggle)
         return
     sys.path.insert(0, str(ROOT))
     from bench.ingest_redis import private_redis
@@ -166,8 +170,8 @@ def main() -> None:
             line = f"{checkout!s:30s} {target:4s} {shown} instructions/event"
             print(f"{line}  cpu {cpu:6.1f} µs/event", flush=True)
     print(
-        f"\nper event of {args.batches} batches of 100: instructions (callgrind, one round) and "
-        f"CPU time (median of {args.rounds} rounds), server process only"
+        f"\nper event of {args.batches} requests of {args.batch} events: instructions (callgrind, "
+        f"one round) and CPU time (median of {args.rounds} rounds), server process only"
     )
 
 
