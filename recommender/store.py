@@ -662,8 +662,8 @@ class Event(NamedTuple):
     """One validated event, its paper already canonical.
 
     A named tuple rather than a frozen dataclass: the API builds one per event it accepts, and
-    a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost 2.3 µs of the
-    batch path's ~20 µs of server CPU per event; a named tuple costs 0.9 and is as immutable.
+    a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost 2.3 µs per
+    event; a named tuple costs 0.9 and is as immutable.
     """
 
     id: str
