@@ -81,22 +81,19 @@ def paper_identity(data: dict[str, Any]) -> str:
     one that is not recognised) or its id and URL name different papers. Shared by the schema
     and the fast path (:mod:`server.fastpath`).
     """
-    if "url" not in data:  # the common case, first: an id alone
-        if "id" not in data:
-            raise ValidationError("a paper needs an id or a url", "id")
-        only = _canonical_id(data["id"])
-        if only is None:
-            raise ValidationError("not a recognised paper id", "id")
-        return only
-    canonical = {}
+    found = None
     for name in ("id", "url"):
         if name in data:
-            canonical[name] = _canonical_id(data[name])
-            if canonical[name] is None:
+            canonical = _canonical_id(data[name])
+            if canonical is None:
                 raise ValidationError(f"not a recognised paper {name}", name)
-    if len(set(canonical.values())) > 1:
-        raise ValidationError("id and url name different papers", "url")
-    return canonical.get("id") or canonical["url"]
+            if found is None:
+                found = canonical
+            elif canonical != found:
+                raise ValidationError("id and url name different papers", "url")
+    if found is None:
+        raise ValidationError("a paper needs an id or a url", "id")
+    return found
 
 
 class EventIn(StrictSchema):

@@ -392,7 +392,7 @@ def test_the_current_schemas_compile():
     ],
 )
 def test_paper_identity_names_the_field_at_fault(paper, answer):
-    # shared by the schema and the fast path; an id alone takes a shorter way through it
+    # shared by the schema and the fast path: each way a paper can be named, or fail to be
     if isinstance(answer, str):
         assert schemas.paper_identity(paper) == answer
         return
