@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import hmac
 import itertools
 import json
 import logging
@@ -107,6 +108,15 @@ end
 """
 
 _USER_FN = """
+-- the account check of a batch sent with a token (EventStore.ingest's token_hash): the user's
+-- hash holds that token's hash and no erasure has begun. Run in the call that writes, so no
+-- batch lands after an erasure began. The stored and the sent values are SHA-256 digests, so
+-- comparing them with == tells a timer nothing it could use to build a token
+local function token_refused(user_hash, token_hash)
+  local held = redis.call('HMGET', user_hash, 'token_hash', 'erasing')
+  return held[1] ~= token_hash or held[2] ~= false
+end
+
 -- a user's stream entries (history, erasure), seen and dismissed papers, within retention:
 -- entries holds (time, entry ref) pairs, seen and dismissed (time, paper) pairs, in the events'
 -- order (a caller builds them in the one pass it makes over its events); read: the distinct
@@ -338,25 +348,26 @@ _INGEST_LUA = (
     + _TRENDING_FN
     + _PAPER_FN
     + """
--- One batch of one user's events. ARGV: [1] sections ('L' log, 'U' user, 'Z' catalogue set,
--- 'T' trending; the papers section runs for the papers listed), [2] user, [3] partition,
--- [4] retention (ms), [5] user keys' cutoff (s), [6] metadata quorum, [7] trending views (the
--- windows after main), [8] default epoch, [9] rebase exponent, [10] papers listed, [11] metadata
--- versions listed, [12] rows; then main's half-life, each view's field and half-life (kept in
--- the papers' entries: views_add), the papers listed, the metadata versions (digest and
--- JSON of each, once however many rows carry it), and the rows of 7 values: event id, kind,
--- paper, ts, site, ts capped at the server's clock, metadata digest ('' if none). Answers the
--- number of events accepted, or with 'L' alone (a Cluster's first call) each row's entry id (or
--- false: a duplicate).
--- KEYS, in section order: L: stream, dedupe; U: entries, seen, dismissed; Z: papers;
--- T: main's scores and epoch; then paper, claims, claimants of each paper listed.
+-- One batch of one user's events. ARGV: [1] sections ('A' account check, 'L' log, 'U' user,
+-- 'Z' catalogue set, 'T' trending; the papers section runs for the papers listed), [2] user,
+-- [3] partition, [4] retention (ms), [5] user keys' cutoff (s), [6] metadata quorum, [7] trending
+-- views (the windows after main), [8] default epoch, [9] rebase exponent, [10] papers listed,
+-- [11] metadata versions listed, [12] rows, [13] the token's hash ('' without 'A'); then main's
+-- half-life, each view's field and half-life (kept in the papers' entries: views_add), the
+-- papers listed, the metadata versions (digest and JSON of each, once however many rows carry
+-- it), and the rows of 7 values: event id, kind, paper, ts, site, ts capped at the server's
+-- clock, metadata digest ('' if none). Answers the number of events accepted (-1: the account
+-- check refused the batch, and nothing was written), or with 'L' alone (a Cluster's first call)
+-- each row's entry id (or false: a duplicate).
+-- KEYS, in section order: A: the user's hash; L: stream, dedupe; U: entries, seen, dismissed;
+-- Z: papers; T: main's scores and epoch; then paper, claims, claimants of each paper listed.
 local ROW = 7  -- _ROW
 local sections, user, partition = ARGV[1], ARGV[2], ARGV[3]
 local quorum, nviews = tonumber(ARGV[6]), tonumber(ARGV[7])
 local default_epoch, rebase = tonumber(ARGV[8]), tonumber(ARGV[9])
 local npapers, nversions, nrows = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local half = tonumber(ARGV[13])
-local a = 14
+local half = tonumber(ARGV[14])
+local a = 15
 local views = {}
 for v = 1, nviews do
   views[v] = {ARGV[a], tonumber(ARGV[a + 1])}
@@ -365,9 +376,13 @@ end
 local function has(section) return string.find(sections, section, 1, true) ~= nil end
 local k = 1
 local log, user_keys, catalogue, trending
+if has('A') then
+  if token_refused(KEYS[1], ARGV[13]) then return -1 end
+  k = 2
+end
 if has('L') then
-  log = {KEYS[1], KEYS[2]}
-  k = 3
+  log = {KEYS[k], KEYS[k + 1]}
+  k = k + 2
 end
 if has('U') then
   user_keys = {KEYS[k], KEYS[k + 1], KEYS[k + 2]}
@@ -577,10 +592,13 @@ _USER_LUA = (
     + _USER_FN
     + """
 -- On a Cluster: a user's keys for the events the log's call accepted. KEYS: entries, seen,
--- dismissed; ARGV[1] cutoff (s), then (entry ref, kind, paper, ts) of each event. Answers the
--- papers the user is a new reader of, in order of their first open or click in the batch.
+-- dismissed, and the user's hash with a token's hash; ARGV[1] cutoff (s), [2] the token's hash
+-- ('' for no account check), then (entry ref, kind, paper, ts) of each event. Answers the
+-- papers the user is a new reader of, in order of their first open or click in the batch, or
+-- -1 when the account check refused the batch (nothing written).
+if ARGV[2] ~= '' and token_refused(KEYS[4], ARGV[2]) then return -1 end
 local entries, seen, dismissed, read, taken = {}, {}, {}, {}, {}
-for i = 2, #ARGV, 4 do
+for i = 3, #ARGV, 4 do
   local ts, paper = ARGV[i + 3], ARGV[i + 2]
   entries[#entries + 1] = ts
   entries[#entries + 1] = ARGV[i]
@@ -722,6 +740,11 @@ class IngestResult:
     duplicates: int
 
 
+class TokenRefused(Exception):
+    """:meth:`EventStore.ingest` with a ``token_hash``: the user's account does not hold that
+    token (wrong, revoked or erased) or its erasure has begun; nothing of the batch is stored."""
+
+
 class EventStore:
     """Reads and writes Paperfeed's events and what is derived from them.
 
@@ -755,14 +778,29 @@ class EventStore:
 
     # -- writing ------------------------------------------------------------------------
     def ingest(
-        self, user_id: str, events: Sequence[Event], now: float | None = None
+        self,
+        user_id: str,
+        events: Sequence[Event],
+        now: float | None = None,
+        *,
+        token_hash: str | None = None,
     ) -> IngestResult:
         """Append ``events`` of ``user_id`` to the log once each and update derived keys.
 
         One script call on a single Redis; on a Cluster, the log's call and then one pipeline
         with a call per hash slot of the derived keys (see the module's docstring).
+
+        With ``token_hash`` (:func:`recommender.users.hash_token` of the caller's token: what the
+        API passes), the batch is stored only if the user's account holds that token and its
+        erasure has not begun, else :class:`TokenRefused` is raised and nothing is stored. The
+        check runs in the call that writes, so it also authenticates the request (no look-up
+        before it) and no batch lands after :meth:`erase` began. On a Cluster the log's call
+        cannot see the account (another hash slot): the account is read before it and checked
+        again in the user's call, and a batch that check refuses is taken out of the log again.
         """
         if not events:
+            if token_hash is not None:
+                self._check_token(user_id, token_hash)
             return IngestResult(0, 0)
         now = time.time() if now is None else now
         k = self.keys
@@ -772,14 +810,49 @@ class EventStore:
         if not self._cluster:
             papers = list(dict.fromkeys(ev.paper_id for ev in events))
             keys = log_keys + self._derived_keys(user_id, "UZT", papers)
-            args = self._header("LUZT", user_id, partition, now, papers, versions, len(events))
+            sections = "LUZT"
+            if token_hash is not None:
+                keys.insert(0, k.user(user_id))
+                sections = "ALUZT"
+            args = self._header(
+                sections, user_id, partition, now, papers, versions, len(events), token_hash
+            )
             accepted = self._ingest(keys=keys, args=args + rows)
+            if accepted < 0:
+                raise TokenRefused(user_id)
             return IngestResult(accepted, len(events) - accepted)
+        if token_hash is not None:
+            self._check_token(user_id, token_hash)
         header = self._header("L", user_id, partition, now, [], {}, len(events))
         results = self._ingest(keys=log_keys, args=header + rows)
-        self._derive_by_slot(user_id, partition, rows, versions, results, now)
+        try:
+            self._derive_by_slot(user_id, partition, rows, versions, results, now, token_hash)
+        except TokenRefused:
+            self._take_out_of_log(user_id, partition, rows, results)
+            raise
         accepted = sum(1 for res in results if res)
         return IngestResult(accepted, len(events) - accepted)
+
+    def _check_token(self, user_id: str, token_hash: str) -> None:
+        """Raise :class:`TokenRefused` unless the user's account holds ``token_hash`` and its
+        erasure has not begun (the ingest scripts' ``token_refused``, from the client)."""
+        held, erasing = self.redis.hmget(self.keys.user(user_id), ["token_hash", "erasing"])
+        if held is None or erasing is not None or not hmac.compare_digest(held, token_hash):
+            raise TokenRefused(user_id)
+
+    def _take_out_of_log(
+        self, user_id: str, partition: int, rows: list[Any], results: Sequence[Any]
+    ) -> None:
+        """On a Cluster: remove the entries and de-duplication marks that the log's call
+        (``results``) added for a batch the account check then refused."""
+        entry_ids = [entry_id for entry_id in results if entry_id]
+        if not entry_ids:
+            return
+        marks = [f"e:{user_id}:{rows[j * _ROW]}" for j, entry_id in enumerate(results) if entry_id]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xdel(self.keys.stream(partition), *entry_ids)
+        pipe.zrem(self.keys.dedupe(partition), *marks)
+        pipe.execute()
 
     def _rows(self, events: Sequence[Event], now_s: int) -> tuple[list[Any], dict[str, str]]:
         """The ingest script's rows for ``events`` (``_ROW`` values each), and the metadata
@@ -802,6 +875,7 @@ class EventStore:
         papers: list[str],
         versions: Mapping[str, str],
         n: int,
+        token_hash: str | None = None,
     ) -> list[Any]:
         """The ingest script's ARGV before its rows (layout in ``_INGEST_LUA``)."""
         s = self.settings
@@ -819,6 +893,7 @@ class EventStore:
             len(papers),
             len(versions),
             n,
+            token_hash or "",
             s.trending_half_life_s,
             *views,
             *papers,
@@ -847,14 +922,16 @@ class EventStore:
         versions: Mapping[str, str],
         results: Sequence[Any],
         now: float,
+        token_hash: str | None = None,
     ) -> None:
         """On a Cluster: the derived keys of the events the log's call accepted (``results``:
         each row's entry id, or ``False`` for a duplicate): what the ingest script's sections do
-        on a single Redis. First the user's script, which answers the papers the user is a new
-        reader of; then one pipeline with one script call per hash slot of the papers, the
-        catalogue set's ZADD and the trending script."""
+        on a single Redis. First the user's script, which checks the account (``token_hash``:
+        raises :class:`TokenRefused`) and answers the papers the user is a new reader of; then
+        one pipeline with one script call per hash slot of the papers, the catalogue set's ZADD
+        and the trending script."""
         k = self.keys
-        user_args: list[Any] = [int(now - self.settings.retention_s)]
+        user_args: list[Any] = [int(now - self.settings.retention_s), token_hash or ""]
         per_paper: dict[str, list[Any]] = {}  # as _INGEST_LUA aggregates them
         first_read: dict[str, int] = {}  # paper -> time of its first accepted open or click
         for j, entry_id in enumerate(results):
@@ -875,7 +952,10 @@ class EventStore:
                 first_read.setdefault(paper_id, ts)
         if not per_paper:
             return
-        new_readers = self._user(keys=self._derived_keys(user_id, "U", []), args=user_args)
+        user_keys = [*self._derived_keys(user_id, "U", []), k.user(user_id)]
+        new_readers = self._user(keys=user_keys, args=user_args)
+        if new_readers == -1:
+            raise TokenRefused(user_id)
         for paper_id in new_readers:
             per_paper[paper_id][4] += 1
             per_paper[paper_id][7] = first_read[paper_id]
@@ -1218,9 +1298,17 @@ class EventStore:
 
         Their contributions to the public aggregates (trending, counts, metadata votes) are
         taken back too. Returns the number of log entries deleted.
+
+        It first marks the account as being erased, so that from then on :meth:`ingest` with
+        a token refuses the user's batches: one that authenticated before the erasure and
+        reaches Redis during it stores nothing (a single Redis), or is taken out of the log
+        again (a Cluster), rather than outliving the erasure. The token still authenticates
+        other requests until the account is deleted at the end, so an erasure that failed
+        half-way (Redis lost) can be asked for again.
         """
         now = time.time() if now is None else now
         k = self.keys
+        self.redis.hset(k.user(user_id), "erasing", int(now))
         events = self.user_events(user_id)
         seen, _ = self.seen_and_dismissed(user_id)
         partition = k.partition_of(user_id)

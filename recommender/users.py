@@ -35,12 +35,18 @@ def create_user(redis: Any, keys: Keys, now: float | None = None) -> tuple[str, 
     return user_id, token
 
 
+def token_user(token: str) -> str | None:
+    """The user id a well-formed ``token`` names, or ``None``; nothing is looked up, so the
+    token may still be wrong (``EventStore.ingest`` with its hash checks it where it writes)."""
+    match = _TOKEN.fullmatch(token)
+    return match.group(1) if match else None
+
+
 def authenticate(redis: Any, keys: Keys, token: str) -> str | None:
     """The user id that ``token`` belongs to, or ``None``."""
-    match = _TOKEN.fullmatch(token)
-    if not match:
+    user_id = token_user(token)
+    if user_id is None:
         return None
-    user_id = match.group(1)
     stored = redis.hget(keys.user(user_id), "token_hash")
     if stored is None or not hmac.compare_digest(stored, hash_token(token)):
         return None

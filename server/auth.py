@@ -2,6 +2,8 @@
 
 ``require_user()`` returns the caller's user id or raises a 401 problem; user tokens are looked
 up by the id they embed and compared by hash in constant time (:mod:`recommender.users`).
+``POST /v1/events`` also passes the token's hash to ``EventStore.ingest``, which checks the
+account again in the call that stores the batch (the events lane relies on that check alone).
 ``require_admin()`` compares the admin token from the environment in constant time: no token is
 401, any other token (a user's included) is 403, and with no admin token configured the admin
 API answers 403 to everyone.
@@ -43,14 +45,19 @@ def require_user() -> str:
     st = state()
     user_id = users.authenticate(st.redis, st.keys, token)
     if user_id is None:
-        raise Problem(
-            401,
-            "the token is not valid (revoked, erased or mistyped)",
-            headers=CHALLENGE,
-            kind="invalid-token",
-        )
+        raise invalid_token()
     g.user_id = user_id
     return user_id
+
+
+def invalid_token() -> Problem:
+    """The 401 for a bearer token that no account holds."""
+    return Problem(
+        401,
+        "the token is not valid (revoked, erased or mistyped)",
+        headers=CHALLENGE,
+        kind="invalid-token",
+    )
 
 
 def require_admin() -> None:

@@ -8,15 +8,18 @@ batch that the validation fast path loads, within the rate limits. It answers th
 same status, body and headers, and does the same work through the same code:
 
 - validation: :data:`server.schemas.FAST_PATH`;
-- auth: :func:`server.auth.parse_bearer` and :func:`recommender.users.authenticate`;
-- limits: :class:`server.ratelimit.EventLimits`;
+- auth: :func:`server.auth.parse_bearer`, and ``EventStore.ingest`` with the token's hash,
+  which checks the account in the script that stores the batch (no look-up before it);
+- limits: :class:`server.ratelimit.EventLimits`, counted before the account is checked, as
+  Flask counts them before its view authenticates;
 - storage: ``EventStore.ingest``;
 - the answer's body and the events metrics: :func:`server.api.events.answer`;
 - request metrics and the access line: :func:`server.logs.record`;
 - headers: :mod:`server.headers`, and CORS from flask-cors's own ``get_cors_headers`` with the
   options the app gives flask-cors.
 
-Every other request goes to Flask unchanged (the body re-wound): a missing or wrong token, a
+Every other request goes to Flask unchanged (the body re-wound): a missing or wrong token (a
+wrong one after the lane counted it against the limits and the store refused it), a
 body that is not JSON, one that only marshmallow may judge (accept oddities or build the 422),
 an oversized or chunked body, a preflight. Flask then answers it as before. What the lane
 already did travels in the environ, so nothing is done twice:
@@ -42,7 +45,7 @@ from flask_cors.core import get_cors_headers, get_cors_options
 from werkzeug.datastructures import EnvironHeaders
 
 from recommender import users
-from recommender.store import IngestResult
+from recommender.store import IngestResult, TokenRefused
 from server import logs
 from server.api import events as events_api
 from server.auth import parse_bearer
@@ -101,8 +104,8 @@ class EventsLane:
         return body if len(body) == int(length) else None
 
     def _ingest(self, environ: dict[str, Any], body: bytes) -> IngestResult | None:
-        """Validate, authenticate, count and store; what was stored, or ``None`` to let Flask
-        answer."""
+        """Validate, count, then store with the account's check; what was stored, or ``None``
+        to let Flask answer."""
         try:
             data = json.loads(body)  # as Flask's JSON provider parses a body
         except (ValueError, RecursionError):
@@ -116,14 +119,16 @@ class EventsLane:
             token = parse_bearer(authorization)
             if token is None:
                 return None
-            user_id = users.authenticate(st.redis, st.keys, token)
+            user_id = users.token_user(token)
             if user_id is None:
                 return None
             breach = st.extras["event_limits"].hit(authorization, environ.get("REMOTE_ADDR"))
             environ[EVENTS_COUNTED] = breach
             if breach is not None:
                 return None
-            return st.store.ingest(user_id, batch["events"])
+            return st.store.ingest(user_id, batch["events"], token_hash=users.hash_token(token))
+        except TokenRefused:  # Flask answers the 401
+            return None
         except Exception as exc:  # Flask raises it again and answers 503 (Redis) or 500
             environ[LANE_ERROR] = exc
             return None

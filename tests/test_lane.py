@@ -116,6 +116,28 @@ def test_lane_hands_everything_else_to_flask(lane, user, body, headers, status):
     same_answer(a, b)
 
 
+@pytest.mark.parametrize("case", ["wrong-secret", "unknown-user", "being-erased"])
+def test_lane_hands_a_token_the_store_refuses_to_flask(app, lane, user, case):
+    # A well-formed token is checked where the batch is written (no look-up before): when the
+    # store refuses it, Flask answers the same 401 and nothing is stored
+    st = app.extensions["paperfeed"]
+    token = user["token"]
+    if case == "wrong-secret":
+        token = token[:-1] + ("A" if token[-1] != "A" else "B")
+    elif case == "unknown-user":
+        token = token.replace(user["user_id"], "0" * 32)
+    else:  # DELETE /v1/me has begun for this account
+        st.redis.hset(st.keys.user(user["user_id"]), "erasing", 1)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    before = lane.answered
+    a, b = both(lane, batch(event()), headers=headers)
+    assert lane.answered == before
+    assert a.status_code == 401
+    assert a.get_json()["type"].endswith("/invalid-token")
+    same_answer(a, b)
+    assert st.redis.xlen(st.keys.stream(0)) == 0
+
+
 def test_lane_leaves_other_methods_and_paths_to_flask(lane, user):
     before = lane.answered
     assert Client(lane).get("/v1/events", headers=user["auth"]).status_code == 405
@@ -139,7 +161,7 @@ def test_lane_leaves_other_methods_and_paths_to_flask(lane, user):
 def test_an_error_while_storing_is_answered_by_flask_once(app, lane, user, error, status):
     calls = []
 
-    def failing_ingest(user_id: str, events: Any) -> Any:
+    def failing_ingest(user_id: str, events: Any, **kwargs: Any) -> Any:
         calls.append(user_id)
         raise error
 

@@ -79,6 +79,18 @@ def test_events_count_once_whether_the_lane_or_flask_answers(limited_client):
     assert lane.answered == 2
 
 
+def test_a_refused_token_counts_once_too(limited_client):
+    """The lane counts a well-formed token before the store checks it against the account;
+    when the store refuses it, Flask answers the 401 without counting the request again."""
+    alice = auth(limited_client.post("/v1/users").get_json())
+    token = alice["token"]
+    wrong = auth({"token": token[:-1] + ("A" if token[-1] != "A" else "B")})
+    for _ in range(3):
+        assert post(limited_client, wrong, event()).status_code == 401
+    assert post(limited_client, wrong, event()).status_code == 429
+    assert post(limited_client, alice, event()).status_code == 202  # her own token's count
+
+
 def test_bad_limit_setting_fails_at_start(prefix, redis_client):
     settings = Settings.from_env(
         {}, redis_url="redis://x", key_prefix=prefix, rate_limit_events="lots please"

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 from recommender import store as store_module
+from recommender import users
 from recommender.settings import Settings
-from recommender.store import Event, EventStore
+from recommender.store import Event, EventStore, TokenRefused
 from tests.conftest import delete_prefix
+from tests.helpers import keys_under, mentions
 
 pytestmark = pytest.mark.integration
 
@@ -159,6 +161,106 @@ def test_the_catalogue_and_the_votes_keep_what_ingestion_relies_on(redis_client,
         claims = redis_client.hgetall(k.paper_claims(pid))
         assert all(f"m:{name}" in claims for name in claims if not name.startswith("m:")), pid
     assert set(catalogue) == papers
+
+
+def opens(*papers: str, ts: int | None = None) -> list[Event]:
+    ts = int(time.time()) if ts is None else ts
+    return [
+        Event(id=str(uuid.uuid4()), kind="open", paper_id=p, ts=ts, site="arxiv.org", title=p)
+        for p in papers
+    ]
+
+
+def traces(redis: Any, prefix: str, user_id: str) -> list[str]:
+    """The keys under ``prefix`` that name or hold ``user_id``."""
+    return [key for key in keys_under(redis, prefix) if mentions(redis, key, user_id)]
+
+
+@pytest.mark.parametrize("per_slot", [False, True])
+def test_a_batch_sent_with_a_token_is_stored_only_for_its_account(redis_client, prefix, per_slot):
+    # ingest(token_hash=...) authenticates where it writes: a wrong token, an unknown user and
+    # an erased account store nothing at all; the right token stores the batch
+    store = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix))
+    store._cluster = store._cluster or per_slot
+    user_id, token = users.create_user(redis_client, store.keys)
+    right = users.hash_token(token)
+    for who, token_hash in [
+        (user_id, users.hash_token(token[:-1] + ("A" if token[-1] != "A" else "B"))),
+        (user_id, ""),
+        ("0" * 32, right),  # another (unknown) user with this token's hash
+    ]:
+        with pytest.raises(TokenRefused):
+            store.ingest(who, opens("arxiv:2401.00001"), token_hash=token_hash)
+    assert redis_client.xlen(store.keys.stream(0)) == 0
+    account = {store.keys.user(user_id), store.keys.users()}
+    assert set(traces(redis_client, prefix, user_id)) == account
+    assert store.ingest(user_id, opens("arxiv:2401.00001"), token_hash=right).accepted == 1
+    assert store.erase(user_id) == 1
+    with pytest.raises(TokenRefused):  # the token died with the account
+        store.ingest(user_id, opens("arxiv:2401.00002"), token_hash=right)
+    with pytest.raises(TokenRefused):  # an empty batch is checked too
+        store.ingest(user_id, [], token_hash=right)
+    assert traces(redis_client, prefix, user_id) == []
+    assert redis_client.xlen(store.keys.stream(0)) == 0
+
+
+@pytest.mark.parametrize("per_slot", [False, True])
+def test_a_batch_that_reaches_redis_during_an_erasure_does_not_outlive_it(
+    redis_client, prefix, per_slot, monkeypatch
+):
+    # A request authenticated just before DELETE /v1/me, whose batch reaches Redis while the
+    # erasure runs (after it marked the account, before it read the user's events): the batch
+    # is refused, and nothing of the user is left once the erasure ends.
+    store = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix))
+    store._cluster = store._cluster or per_slot
+    user_id, token = users.create_user(redis_client, store.keys)
+    token_hash = users.hash_token(token)
+    store.ingest(user_id, opens("arxiv:2401.00001"), token_hash=token_hash)
+    read_events = store.user_events
+    refused = []
+
+    def a_batch_arrives_first(who: str) -> list[dict[str, Any]]:
+        try:
+            store.ingest(who, opens("arxiv:2401.00002"), token_hash=token_hash)
+        except TokenRefused:
+            refused.append(who)
+        return read_events(who)
+
+    monkeypatch.setattr(store, "user_events", a_batch_arrives_first)
+    assert store.erase(user_id) == 1
+    assert refused == [user_id]
+    assert traces(redis_client, prefix, user_id) == []
+    assert redis_client.xlen(store.keys.stream(0)) == 0
+
+
+def test_on_a_cluster_a_batch_refused_after_the_log_call_is_taken_out_of_the_log(
+    redis_client, prefix, monkeypatch
+):
+    # On a Cluster the log's call cannot see the account: an erasure that begins between it and
+    # the user's call (which checks again) must not leave the batch in the log, and the same
+    # events sent again later are not taken for duplicates
+    store = EventStore(redis_client, Settings.from_env({}, key_prefix=prefix))
+    store._cluster = True
+    user_id, token = users.create_user(redis_client, store.keys)
+    token_hash = users.hash_token(token)
+    derive = store._derive_by_slot
+
+    def erasure_begins(*args: Any, **kwargs: Any) -> None:
+        assert redis_client.xlen(store.keys.stream(0)) == 2  # the log's call wrote the batch
+        redis_client.hset(store.keys.user(user_id), "erasing", int(time.time()))
+        derive(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_derive_by_slot", erasure_begins)
+    batch = opens("arxiv:2401.00001", "arxiv:2401.00002")
+    with pytest.raises(TokenRefused):
+        store.ingest(user_id, batch, token_hash=token_hash)
+    assert redis_client.xlen(store.keys.stream(0)) == 0
+    assert redis_client.zcard(store.keys.dedupe(0)) == 0
+    account = {store.keys.user(user_id), store.keys.users()}
+    assert set(traces(redis_client, prefix, user_id)) == account
+    redis_client.hdel(store.keys.user(user_id), "erasing")  # (an erasure that never happened)
+    monkeypatch.undo()
+    assert store.ingest(user_id, batch, token_hash=token_hash).accepted == 2
 
 
 def test_a_metadata_versions_digest_and_json_are_stable():

@@ -16,9 +16,10 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
-from recommender.store import IngestResult
+from recommender.store import IngestResult, TokenRefused
+from recommender.users import hash_token
 from server import metrics
-from server.auth import require_user
+from server.auth import bearer_token, invalid_token, require_user
 from server.schemas import EventBatchIn, IngestOut, ProblemOut
 from server.state import state
 
@@ -60,6 +61,10 @@ def post_events(batch: dict) -> Any:
     stored for this user count as ``duplicates`` and are not stored again.
     """
     user_id = require_user()
-    result = state().store.ingest(user_id, batch["events"])
+    token_hash = hash_token(bearer_token() or "")
+    try:  # the account is checked again where the batch is written (an erasure may have begun)
+        result = state().store.ingest(user_id, batch["events"], token_hash=token_hash)
+    except TokenRefused:
+        raise invalid_token() from None
     # a Response, which flask-smorest passes through unchanged
     return Response(answer(result), status=202, mimetype="application/json")
