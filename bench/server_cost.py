@@ -12,6 +12,9 @@ Zipf-shaped papers titled "Paper <n>", a third clicks, 64 users) against a priva
 - ``instructions``: what the server process executes per event (callgrind, the measured calls
   only, imports and warm-up left out). This count repeats to a fraction of a percent whatever
   else the machine does, so two versions compare by it;
+- ``redis``: what Redis executes per event for the same calls, counted the same way (a private
+  ``redis-server`` of its own under callgrind for each count), so that work moved between the
+  server and Redis shows on both sides;
 - ``cpu``: the process's CPU time per event, medians of the rounds (noisy; for scale).
 
 ``--compare CHECKOUT`` measures another checkout (``git worktree add``) the same way, its own
@@ -105,32 +108,64 @@ def child(target: str, batches: int, size: int, rounds: int, toggle: bool) -> No
     pid = str(os.getpid())
     for _ in range(rounds):
         bodies = [body(rnd, now, size) for _ in range(batches)]
-        if toggle:
-            subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
+        # the server process, and Redis when it runs under callgrind too (its pid in the env)
+        counted = [pid, *filter(None, [os.environ.get("PF_COST_REDIS_PID")])] if toggle else []
+        for who in counted:
+            subprocess.run(["callgrind_control", "-i", "on", who], check=True, capture_output=True)
         cpu = load(bodies)
-        if toggle:
-            subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
+        for who in counted:
+            subprocess.run(["callgrind_control", "-i", "off", who], check=True, capture_output=True)
         print(f"cpu {cpu:.2f}", flush=True)
 
 
-def measure(checkout: Path, target: str, env: dict[str, str], args: Any, grind: bool) -> float:
-    """Instructions per event (``grind``) or the median CPU µs per event of ``target``."""
+def child_command(target: str, args: Any, rounds: int) -> list[str]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", target]
-    cmd += ["--batches", str(args.batches), "--batch", str(args.batch)]
-    cmd += ["--rounds", str(1 if grind else args.rounds)]
+    return [
+        *cmd,
+        "--batches",
+        str(args.batches),
+        "--batch",
+        str(args.batch),
+        "--rounds",
+        str(rounds),
+    ]
+
+
+def run_child(checkout: Path, target: str, cmd: list[str], env: dict[str, str]) -> str:
+    run = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"{checkout} {target} failed:\n{run.stderr[-3000:]}")
+    return run.stdout
+
+
+def cpu_time(checkout: Path, target: str, env: dict[str, str], args: Any) -> float:
+    """The median CPU µs per event of ``target`` over ``args.rounds`` rounds."""
+    stdout = run_child(checkout, target, child_command(target, args, args.rounds), env)
+    return statistics.median(
+        float(line.split()[1]) for line in stdout.splitlines() if line[:4] == "cpu "
+    )
+
+
+def instructions(
+    checkout: Path, target: str, env: dict[str, str], args: Any
+) -> tuple[float, float]:
+    """Instructions per event of ``target``'s process and of Redis, for one round of calls, on
+    a private Redis of its own (both under callgrind, counting only the measured calls)."""
+    from bench.ingest_redis import Instructions, private_redis
+
+    events = args.batches * args.batch
     with tempfile.TemporaryDirectory(prefix="pf-server-cost-") as tmp:
-        out = Path(tmp) / "callgrind.out"
-        if grind:
-            valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-            cmd = [*valgrind, f"--callgrind-out-file={out}", *cmd, "--toggle"]
-        run = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
-        if run.returncode != 0:
-            raise SystemExit(f"{checkout} {target} failed:\n{run.stderr[-3000:]}")
-        if not grind:
-            cpu = [float(line.split()[1]) for line in run.stdout.splitlines() if line[:4] == "cpu "]
-            return statistics.median(cpu)
+        out, redis_out = Path(tmp) / "callgrind.out", Path(tmp) / "redis.out"
+        valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        cmd = [*valgrind, f"--callgrind-out-file={out}", *child_command(target, args, 1)]
+        with private_redis(callgrind=redis_out) as client:
+            counter = Instructions(client, redis_out)
+            port = client.connection_pool.connection_kwargs["port"]
+            env = {**env, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+            env["PF_COST_REDIS_PID"] = counter.pid
+            run_child(checkout, target, [*cmd, "--toggle"], env)
         totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")]
-        return int(totals[-1].split()[1]) / (args.batches * args.batch)
+        return int(totals[-1].split()[1]) / events, counter.total() / events
 
 
 def main() -> None:
@@ -163,15 +198,17 @@ def main() -> None:
         }
         for n, (checkout, target) in enumerate((c, t) for c in checkouts for t in TARGETS):
             env["PAPERFEED_KEY_PREFIX"] = f"cost{n}"
-            cpu = measure(checkout, target, env, args, grind=False)
-            shown = "         -"
+            cpu = cpu_time(checkout, target, env, args)
+            shown = "         -          -"
             if grind:
-                shown = f"{measure(checkout, target, env, args, grind=True):10,.0f}"
-            line = f"{checkout!s:30s} {target:4s} {shown} instructions/event"
-            print(f"{line}  cpu {cpu:6.1f} µs/event", flush=True)
+                server, redis_side = instructions(checkout, target, env, args)
+                shown = f"{server:10,.0f} {redis_side:10,.0f}"
+            line = f"{checkout!s:30s} {target:4s} {shown} instructions/event (server, redis)"
+            print(f"{line}  server cpu {cpu:6.1f} µs/event", flush=True)
     print(
         f"\nper event of {args.batches} requests of {args.batch} events: instructions (callgrind, "
-        f"one round) and CPU time (median of {args.rounds} rounds), server process only"
+        f"one round; the server process, and Redis) and the server process's CPU time (median "
+        f"of {args.rounds} rounds)"
     )
 
 
