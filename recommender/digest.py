@@ -25,10 +25,17 @@ OOM) between claiming and recording leaves ``claimed``, and whether the SMTP ser
 one message is unknown; later runs skip such a subscriber for the day (reported as
 ``uncertain``), so they may miss one email but never get two. Each digest also carries a stable
 ``Message-ID`` per subscriber and day, which lets a receiving system drop a duplicate.
+
+**Erasure.** The user's email keys are written only while their account is active
+(:func:`recommender.users.while_active`), so a subscription, a confirmation or a run's markers
+that reach Redis after ``DELETE /v1/me`` began write nothing, and a run does not claim (so does
+not send to) a subscriber whose erasure began; the subscribers set, in another hash slot, is
+checked after the write and taken back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import html
@@ -50,6 +57,7 @@ from urllib.parse import urlencode, urlsplit
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
+from recommender import users
 from recommender.keys import Keys
 from recommender.settings import Settings, SettingsError
 
@@ -204,19 +212,17 @@ def subscribe(
     if current.get("status") == "confirmed" and current.get("address") == address:
         return None
     nonce = secrets.token_urlsafe(12)
-    pipe = redis.pipeline(transaction=False)
-    pipe.delete(key)
-    pipe.hset(
-        key,
-        mapping={"address": address, "status": "pending", "nonce": nonce, "requested_at": int(now)},
-    )
-    pipe.zrem(keys.subscribers(), user_id)
-    pipe.execute()
+    redis.hdel(key, "confirmed_at")
+    fields = ("address", address, "status", "pending", "nonce", nonce, "requested_at", int(now))
+    users.while_active(redis, keys, user_id, "HSET", key, *fields)  # AccountGone: erased
+    redis.zrem(keys.subscribers(), user_id)
     return nonce
 
 
 _CONFIRM_LUA = """
--- KEYS[1] the user's email hash; ARGV[1] nonce, ARGV[2] now
+-- KEYS[1] the user's email hash, KEYS[2] the user's hash; ARGV[1] nonce, ARGV[2] now
+local account = redis.call('HMGET', KEYS[2], 'token_hash', 'erasing')
+if not account[1] or account[2] then return 0 end  -- erased, or being erased
 if redis.call('HGET', KEYS[1], 'nonce') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'status') == 'confirmed' then return 2 end
 redis.call('HSET', KEYS[1], 'status', 'confirmed', 'confirmed_at', ARGV[2])
@@ -232,10 +238,13 @@ def confirm(redis: Any, keys: Keys, user_id: str, nonce: str, now: float | None 
     """
     now = time.time() if now is None else now
     key = keys.user_extra(user_id, "email")
-    result = int(redis.eval(_CONFIRM_LUA, 1, key, nonce, int(now)))
+    result = int(redis.eval(_CONFIRM_LUA, 2, key, keys.user(user_id), nonce, int(now)))
     if result == 0:
         raise BadToken("this link is for an address that is no longer pending")
     redis.zadd(keys.subscribers(), {user_id: int(now)}, nx=True)
+    if not users.active(redis, keys, user_id):  # erased since: its erasure may have run before
+        redis.zrem(keys.subscribers(), user_id)
+        raise BadToken("this link is for an address that is no longer pending")
     return result == 1
 
 
@@ -512,7 +521,8 @@ def send_digests(
     """Send ``day``'s digest to every confirmed subscriber who has not had it yet.
 
     Returns counts: ``sent``, ``already_sent``, ``nothing_new``, ``refused`` (the server
-    refused the address), ``uncertain`` (claimed by a run that died mid-send, or running now).
+    refused the address), ``uncertain`` (claimed by a run that died mid-send, or running now),
+    ``erased`` (their erasure began during the run: not sent).
     Any other failure releases the current subscriber's claim and propagates.
     """
     keys = keys or Keys(settings.key_prefix, settings.stream_partitions)
@@ -520,7 +530,7 @@ def send_digests(
     day = day or today(now)
     marker = f"day:{day}"
     report = {"day": day, "subscribers": 0, "sent": 0, "already_sent": 0, "nothing_new": 0}
-    report |= {"refused": 0, "uncertain": 0, "not_confirmed": 0}
+    report |= {"refused": 0, "uncertain": 0, "not_confirmed": 0, "erased": 0}
     everyone = subscribers(redis, keys)
     total = max(1, len(everyone))
     for done, user_id in enumerate(everyone):
@@ -546,8 +556,13 @@ def send_digests(
             report["nothing_new"] += 1
             continue
         message = compose(settings, user_id, email["address"], items, day)
-        if not redis.hsetnx(sent_key, marker, f"claimed {int(time.time())}"):
-            report["uncertain"] += 1  # another run claimed this one just now
+        try:
+            claim = f"claimed {int(time.time())}"
+            if not users.while_active(redis, keys, user_id, "HSETNX", sent_key, marker, claim):
+                report["uncertain"] += 1  # another run claimed this one just now
+                continue
+        except users.AccountGone:
+            report["erased"] += 1  # erased since the run read the subscribers
             continue
         try:
             mailer.send(message)
@@ -562,9 +577,10 @@ def send_digests(
         except BaseException:
             redis.hdel(sent_key, marker)  # not accepted: a later run may send it
             raise
-        record = {marker: f"sent {int(time.time())} {message['Message-ID']}"}
-        record |= {f"p:{item['paper']['id']}": int(now) for item in items}
-        redis.hset(sent_key, mapping=record)
+        record = [marker, f"sent {int(time.time())} {message['Message-ID']}"]
+        record += [value for item in items for value in (f"p:{item['paper']['id']}", int(now))]
+        with contextlib.suppress(users.AccountGone):  # erased while sending: nothing to keep
+            users.while_active(redis, keys, user_id, "HSET", sent_key, *record)
         report["sent"] += 1
     if progress is not None:
         progress("done", 1.0)

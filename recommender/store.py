@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -49,7 +48,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisError, ResponseError
 
-from recommender import trending
+from recommender import trending, users
 from recommender.keys import Keys
 from recommender.settings import Settings
 
@@ -836,8 +835,7 @@ class EventStore:
     def _check_token(self, user_id: str, token_hash: str) -> None:
         """Raise :class:`TokenRefused` unless the user's account holds ``token_hash`` and its
         erasure has not begun (the ingest scripts' ``token_refused``, from the client)."""
-        held, erasing = self.redis.hmget(self.keys.user(user_id), ["token_hash", "erasing"])
-        if held is None or erasing is not None or not hmac.compare_digest(held, token_hash):
+        if not users.active(self.redis, self.keys, user_id, token_hash):
             raise TokenRefused(user_id)
 
     def _take_out_of_log(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from rq import SimpleWorker
 
-from recommender import digest, jobs
+from recommender import digest, jobs, users
 from recommender.settings import Settings
 from server.commands import digest as digest_command
 from server.commands.import_papers import import_rows
@@ -45,7 +45,7 @@ def st(mail_app: Any) -> Any:
 
 
 def subscriber(st: Any, n: int, confirmed: bool = True) -> str:
-    user_id = f"user{n:04d}"
+    user_id, _ = users.create_user(st.redis, st.keys)
     nonce = digest.subscribe(st.redis, st.keys, user_id, f"reader{n}@example.org", now=NOW)
     if confirmed:
         digest.confirm(st.redis, st.keys, user_id, nonce, now=NOW + n)
@@ -103,6 +103,29 @@ def test_header_link_unsubscribes_in_one_click(
     assert response.status_code == 200
     assert st.redis.zscore(st.keys.subscribers(), user_id) is None
     assert link_in(message, "/v1/email/unsubscribe") == url
+
+
+def test_a_subscriber_erased_during_a_run_gets_no_email_and_leaves_nothing(
+    st: Any, mail_settings: Settings, mailbox: Any, monkeypatch: Any
+) -> None:
+    # The run read the subscribers before DELETE /v1/me began for one of them: the run does not
+    # claim (so does not send to) that one, writes none of their markers, and sends the others
+    collector, _ = mailbox
+    staying, leaving = subscriber(st, 1), subscriber(st, 2)
+    compose = digest.compose
+
+    def erasure_begins(settings: Any, user_id: str, *args: Any, **kwargs: Any) -> Any:
+        if user_id == leaving:
+            st.redis.hset(st.keys.user(leaving), "erasing", 1)
+        return compose(settings, user_id, *args, **kwargs)
+
+    monkeypatch.setattr(digest, "compose", erasure_begins)
+    report = send(st, mail_settings, now=NOW)
+    assert report["sent"] == 1 and report["erased"] == 1
+    assert collector.to("reader2@example.org") == []
+    assert len(collector.to("reader1@example.org")) == 1
+    assert not st.redis.exists(st.keys.user_extra(leaving, "sent"))
+    assert st.redis.exists(st.keys.user_extra(staying, "sent"))
 
 
 def test_pending_addresses_get_no_digest(st: Any, mail_settings: Settings, mailbox: Any) -> None:

@@ -230,6 +230,35 @@ def test_erasure_removes_the_address(
         assert not mentions(st.redis, key, who["user_id"]), key
 
 
+def test_nothing_of_the_email_outlives_an_erasure_it_races(
+    mail_client: Any, mail_app: Any, mailbox: Any
+) -> None:
+    # DELETE /v1/me marks the account first: a subscription or a confirmation link that
+    # reaches Redis after that writes nothing (the token still answers until the account is
+    # deleted at the end, so the subscription is what refuses), and nothing is left once the
+    # erasure ends
+    collector, _ = mailbox
+    st = mail_app.extensions["paperfeed"]
+    confirming, subscribing = register(mail_client), register(mail_client)
+    assert subscribe(mail_client, confirming, "first@example.org").status_code == 202
+    [confirmation] = collector.to("first@example.org")
+    for who in (confirming, subscribing):  # their erasures have begun
+        st.redis.hset(st.keys.user(who["user_id"]), "erasing", 1)
+    assert mail_client.get(path_of(link_in(confirmation, "/v1/email/confirm"))).status_code == 400
+    assert st.redis.zscore(st.keys.subscribers(), confirming["user_id"]) is None
+    late = subscribe(mail_client, subscribing, "second@example.org")
+    assert late.status_code == 401 and late.get_json()["type"].endswith("/invalid-token")
+    assert collector.to("second@example.org") == []
+    assert not st.redis.exists(st.keys.user_extra(subscribing["user_id"], "email"))
+    for who in (confirming, subscribing):  # the erasures run (from the start) and end
+        st.redis.hdel(st.keys.user(who["user_id"]), "erasing")
+        assert mail_client.delete("/v1/me", headers=who["auth"]).status_code == 204
+    for key in keys_under(st.redis, st.settings.key_prefix):
+        assert not mentions(st.redis, key, "example.org"), key
+        for who in (confirming, subscribing):
+            assert not mentions(st.redis, key, who["user_id"]), key
+
+
 def test_email_off_is_a_clear_404(client: Any, user: dict[str, Any]) -> None:
     response = client.post("/v1/me/email", json={"address": ADDRESS}, headers=user["auth"])
     assert response.status_code == 404

@@ -27,8 +27,8 @@ from flask import Response, request
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from recommender import digest
-from server.auth import require_user
+from recommender import digest, users
+from server.auth import invalid_token, require_user
 from server.errors import Problem
 from server.schemas import ProblemOut, StrictSchema
 from server.state import state
@@ -142,7 +142,10 @@ def subscribe(body: dict) -> Any:
         raise Problem(
             429, "a confirmation email was sent a moment ago", headers={"Retry-After": retry}
         )
-    nonce = digest.subscribe(st.redis, st.keys, user_id, address)
+    try:
+        nonce = digest.subscribe(st.redis, st.keys, user_id, address)
+    except users.AccountGone:  # DELETE /v1/me began since the token was checked
+        raise invalid_token() from None
     if nonce is None:
         return {"status": "confirmed", "address": address}, 200
     try:
