@@ -163,8 +163,8 @@ def test_the_catalogue_and_the_votes_keep_what_ingestion_relies_on(redis_client,
     assert set(catalogue) == papers
 
 
-def opens(*papers: str, ts: int | None = None) -> list[Event]:
-    ts = int(time.time()) if ts is None else ts
+def opens(*papers: str) -> list[Event]:
+    ts = int(time.time())
     return [
         Event(id=str(uuid.uuid4()), kind="open", paper_id=p, ts=ts, site="arxiv.org", title=p)
         for p in papers
