@@ -179,8 +179,13 @@ class Instructions:
 
     def total(self) -> int:
         """Everything counted so far (the server must have exited, writing its counts)."""
-        totals = [line for line in self.out.read_text().splitlines() if line[:7] == "totals:"]
-        return int(totals[-1].split()[1])
+        return callgrind_total(self.out)
+
+
+def callgrind_total(out: Path) -> int:
+    """The instructions a callgrind output file counted in all."""
+    totals = [line for line in out.read_text().splitlines() if line[:7] == "totals:"]
+    return int(totals[-1].split()[1])
 
 
 def main_thread_us(client: Any) -> float:

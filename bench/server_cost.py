@@ -110,12 +110,17 @@ def child(target: str, batches: int, size: int, rounds: int, toggle: bool) -> No
         bodies = [body(rnd, now, size) for _ in range(batches)]
         # the server process, and Redis when it runs under callgrind too (its pid in the env)
         counted = [pid, *filter(None, [os.environ.get("PF_COST_REDIS_PID")])] if toggle else []
-        for who in counted:
-            subprocess.run(["callgrind_control", "-i", "on", who], check=True, capture_output=True)
+        counting(counted, "on")
         cpu = load(bodies)
-        for who in counted:
-            subprocess.run(["callgrind_control", "-i", "off", who], check=True, capture_output=True)
+        counting(counted, "off")
         print(f"cpu {cpu:.2f}", flush=True)
+
+
+def counting(pids: list[str], on: str) -> None:
+    """Switch callgrind's counting ``on`` or ``off`` in ``pids`` (as ``Instructions.count`` of
+    bench/ingest_redis.py does; the child cannot import it: it runs in the compared checkout)."""
+    for pid in pids:
+        subprocess.run(["callgrind_control", "-i", on, pid], check=True, capture_output=True)
 
 
 def child_command(target: str, args: Any, rounds: int) -> list[str]:
@@ -151,7 +156,7 @@ def instructions(
 ) -> tuple[float, float]:
     """Instructions per event of ``target``'s process and of Redis, for one round of calls, on
     a private Redis of its own (both under callgrind, counting only the measured calls)."""
-    from bench.ingest_redis import Instructions, private_redis
+    from bench.ingest_redis import Instructions, callgrind_total, private_redis
 
     events = args.batches * args.batch
     with tempfile.TemporaryDirectory(prefix="pf-server-cost-") as tmp:
@@ -164,8 +169,7 @@ def instructions(
             env = {**env, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
             env["PF_COST_REDIS_PID"] = counter.pid
             run_child(checkout, target, [*cmd, "--toggle"], env)
-        totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")]
-        return int(totals[-1].split()[1]) / events, counter.total() / events
+        return callgrind_total(out) / events, counter.total() / events
 
 
 def main() -> None:

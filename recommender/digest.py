@@ -219,15 +219,17 @@ def subscribe(
     return nonce
 
 
-_CONFIRM_LUA = """
+_CONFIRM_LUA = (
+    users.ACCOUNT_REFUSES_LUA
+    + """
 -- KEYS[1] the user's email hash, KEYS[2] the user's hash; ARGV[1] nonce, ARGV[2] now
-local account = redis.call('HMGET', KEYS[2], 'token_hash', 'erasing')
-if not account[1] or account[2] then return 0 end  -- erased, or being erased
+if account_refuses(KEYS[2], nil) then return 0 end  -- erased, or being erased
 if redis.call('HGET', KEYS[1], 'nonce') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'status') == 'confirmed' then return 2 end
 redis.call('HSET', KEYS[1], 'status', 'confirmed', 'confirmed_at', ARGV[2])
 return 1
 """
+)
 
 
 def confirm(redis: Any, keys: Keys, user_id: str, nonce: str, now: float | None = None) -> bool:

@@ -106,16 +106,11 @@ local function zrem(key, members)
 end
 """
 
-_USER_FN = """
--- the account check of a batch sent with a token (EventStore.ingest's token_hash): the user's
--- hash holds that token's hash and no erasure has begun. Run in the call that writes, so no
--- batch lands after an erasure began. The stored and the sent values are SHA-256 digests, so
--- comparing them with == tells a timer nothing it could use to build a token
-local function token_refused(user_hash, token_hash)
-  local held = redis.call('HMGET', user_hash, 'token_hash', 'erasing')
-  return held[1] ~= token_hash or held[2] ~= false
-end
-
+# account_refuses (recommender.users) checks a batch sent with a token (EventStore.ingest's
+# token_hash) in the call that writes it, so no batch lands after an erasure began
+_USER_FN = (
+    users.ACCOUNT_REFUSES_LUA
+    + """
 -- a user's stream entries (history, erasure), seen and dismissed papers, within retention:
 -- entries holds (time, entry ref) pairs, seen and dismissed (time, paper) pairs, in the events'
 -- order (a caller builds them in the one pass it makes over its events); read: the distinct
@@ -133,6 +128,7 @@ local function user_update(keys, cutoff, entries, seen, dismissed, read)
   return new
 end
 """
+)
 
 _TRENDING_FN = """
 -- the distinct values of a list, in order of first appearance
@@ -376,7 +372,7 @@ local function has(section) return string.find(sections, section, 1, true) ~= ni
 local k = 1
 local log, user_keys, catalogue, trending
 if has('A') then
-  if token_refused(KEYS[1], ARGV[13]) then return -1 end
+  if account_refuses(KEYS[1], ARGV[13]) then return -1 end
   k = 2
 end
 if has('L') then
@@ -595,7 +591,7 @@ _USER_LUA = (
 -- ('' for no account check), then (entry ref, kind, paper, ts) of each event. Answers the
 -- papers the user is a new reader of, in order of their first open or click in the batch, or
 -- -1 when the account check refused the batch (nothing written).
-if ARGV[2] ~= '' and token_refused(KEYS[4], ARGV[2]) then return -1 end
+if ARGV[2] ~= '' and account_refuses(KEYS[4], ARGV[2]) then return -1 end
 local entries, seen, dismissed, read, taken = {}, {}, {}, {}, {}
 for i = 3, #ARGV, 4 do
   local ts, paper = ARGV[i + 3], ARGV[i + 2]
@@ -834,7 +830,7 @@ class EventStore:
 
     def _check_token(self, user_id: str, token_hash: str) -> None:
         """Raise :class:`TokenRefused` unless the user's account holds ``token_hash`` and its
-        erasure has not begun (the ingest scripts' ``token_refused``, from the client)."""
+        erasure has not begun (the ingest scripts' ``account_refuses``, from the client)."""
         if not users.active(self.redis, self.keys, user_id, token_hash):
             raise TokenRefused(user_id)
 
@@ -1048,7 +1044,7 @@ class EventStore:
                 with contextlib.suppress(ResponseError):  # no such key: none, or claimed before
                     self.redis.rename(scores, claimed)
                 epoch = float(self.redis.get(epoch_key) or trending.DEFAULT_EPOCH)
-                factor = 2.0 ** (-(now - epoch) / half)
+                factor = trending.decay(now, epoch, half)
                 while rows := self.redis.zrange(claimed, 0, VIEW_SLICE - 1, withscores=True):
                     pipe = self.redis.pipeline(transaction=False)
                     for paper_id, score in rows:  # the other views: nothing added, only decayed
@@ -1144,7 +1140,7 @@ class EventStore:
         if not at:
             return {}
         return {
-            name: float(raw.get(_view_field(name)) or 0.0) * 2.0 ** (-(now - float(at)) / half)
+            name: float(raw.get(_view_field(name)) or 0.0) * trending.decay(now, float(at), half)
             for name, half in self._views().items()
         }
 
@@ -1226,7 +1222,7 @@ class EventStore:
             scores = {}
             for pid, (at, score) in zip(papers, pipe.execute(), strict=True):
                 if at and score:
-                    value = float(score) * 2.0 ** (-(now - float(at)) / half)
+                    value = float(score) * trending.decay(now, float(at), half)
                     if value >= VIEW_FLOOR:
                         scores[pid] = value
             if scores:

@@ -28,6 +28,12 @@ def to_now(score: ArrayLike, now: float, epoch: float, half_life_s: float) -> ND
     return np.asarray(score, dtype=np.float64) * np.exp2(-(now - epoch) / half_life_s)
 
 
+def decay(now: float, since: float, half_life_s: float) -> float:
+    """What one reader counted whole at ``since`` weighs at ``now`` (a Python float: for one
+    value, without numpy's overhead)."""
+    return 2.0 ** (-(now - since) / half_life_s)
+
+
 def needs_rebase(now: float, epoch: float, half_life_s: float) -> bool:
     """Whether increments at ``now`` are too large to keep adding to the stored scores."""
     return (now - epoch) / half_life_s > REBASE_EXPONENT

@@ -23,13 +23,27 @@ from recommender.keys import Keys
 
 _TOKEN = re.compile(r"pf_([0-9a-f]{32})_[A-Za-z0-9_-]{43}")
 
+# Lua for the scripts that write a user's keys (here, the ingest scripts, the email's
+# confirmation): whether the account refuses a write. It does unless the user's hash holds a
+# token hash and no erasure has begun, and (given token_hash, nil for any) holds that one. The
+# stored and the sent values are SHA-256 digests, so comparing them with == tells a timer
+# nothing it could use to build a token.
+ACCOUNT_REFUSES_LUA = """
+local function account_refuses(user_hash, token_hash)
+  local held = redis.call('HMGET', user_hash, 'token_hash', 'erasing')
+  return not held[1] or held[2] ~= false or (token_hash ~= nil and held[1] ~= token_hash)
+end
+"""
+
 # KEYS[1] the user's hash, KEYS[2] a key of the same user (hash tag {u:<id>}); ARGV[1] a command,
 # then its arguments after the key. Runs the command only while the account is active.
-_WHILE_ACTIVE_LUA = """
-local held = redis.call('HMGET', KEYS[1], 'token_hash', 'erasing')
-if not held[1] or held[2] then return {0} end
+_WHILE_ACTIVE_LUA = (
+    ACCOUNT_REFUSES_LUA
+    + """
+if account_refuses(KEYS[1], nil) then return {0} end
 return {1, redis.call(ARGV[1], KEYS[2], unpack(ARGV, 2))}
 """
+)
 
 
 class AccountGone(Exception):
