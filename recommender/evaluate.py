@@ -388,6 +388,10 @@ def replay(
         upto = int(np.searchsorted(ts, slot, side="left"))
         window = slice(cursor, upto)
         first = np.flatnonzero(is_first_read[window]) + cursor
+        if trending.needs_rebase(float(slot), epoch, half_life):
+            # as the server does, so that short half-lives do not overflow over a long log
+            trend_raw *= trending.rebase_factor(epoch, float(slot) - step, half_life)
+            epoch = float(slot) - step
         trend_raw += np.bincount(
             iid[first], weights=trending.increment(ts[first], epoch, half_life), minlength=n_items
         )

@@ -123,3 +123,10 @@ def test_cli_rejects_a_file_without_the_columns(tmp_path, capsys):
     bad.write_text("who,what\n1,2\n")
     assert main(["evaluate", "--events", str(bad)]) == 2
     assert "missing column" in capsys.readouterr().err
+
+
+def test_a_short_trending_half_life_is_rebased_instead_of_overflowing(log_csv):
+    # three days at a 3-minute half-life: 2 ** (t / half-life) passes float64's range on day 2
+    config = evaluate.EvalConfig(train=FAST, trending_half_life_h=0.05)
+    means = evaluate.evaluate(log_csv, config).mean()
+    assert 0 < means["trending"]["ndcg@20"] <= 1
