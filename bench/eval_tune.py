@@ -3,7 +3,8 @@
 Usage::
 
     python bench/eval_tune.py EVENTS.csv [--until 2017-10-05] [--sample-users 0.2]
-        [--half-life-h 48] [--train '{"alpha": 10}'] [--grid '[{"personal_weight": 0.5}, ...]']
+        [--half-life-h 48] [--coread-half-life-h 48] [--train '{"alpha": 10}']
+        [--grid '[{"personal_weight": 0.5}, ...]']
 
 Every request before ``--until`` (exclusive) is replayed and scored; the report days are never
 touched. Prints one line per method, sorted by NDCG.
@@ -29,6 +30,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--until", default="2017-10-05")
     parser.add_argument("--sample-users", type=float, default=0.2)
     parser.add_argument("--half-life-h", type=float, default=48.0)
+    parser.add_argument("--coread-half-life-h", type=float, default=48.0)
     parser.add_argument("--protocol", default="hourly")
     parser.add_argument("--train", default="{}")
     parser.add_argument("--blend", default="{}")
@@ -46,6 +48,7 @@ def main(argv: list[str]) -> int:
         blend=base,
         blend_variants=variants,
         trending_half_life_h=args.half_life_h,
+        coread_half_life_h=args.coread_half_life_h,
         max_days=max_days,
         sample_users=args.sample_users,
     )

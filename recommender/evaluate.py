@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 
-from recommender import als, quality, ranking, trending
+from recommender import als, coreading, quality, ranking, trending
 from recommender.matrix import DISMISS, KIND_CODES, build_confidence, encode_ids
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,11 @@ class EvalConfig:
         Extra blends scored on the same queries (``"blend[0]"``, ...), for tuning.
     trending_half_life_h : float
         Half-life of the trending score (the server's ``PAPERFEED_TRENDING_HALF_LIFE_H``).
+    coread_half_life_h : float
+        Half-life of a recent read in the co-reading table (the server's
+        ``PAPERFEED_COREAD_HALF_LIFE_H``).
+    coread_live : int
+        Live papers of the co-reading table: the most trending ones (the server reads as many).
     max_days : float or None
         Stop the replay this many days after the first event.
     sample_users : float
@@ -91,6 +96,8 @@ class EvalConfig:
     blend: ranking.BlendParams = field(default_factory=ranking.BlendParams)
     blend_variants: tuple[ranking.BlendParams, ...] = ()
     trending_half_life_h: float = 48.0
+    coread_half_life_h: float = 48.0
+    coread_live: int = 500
     max_days: float | None = None
     sample_users: float = 1.0
     report_from: str | None = None
@@ -105,6 +112,12 @@ class EvalConfig:
             raise ValueError("split must be 'time' or 'random'")
         if self.k < 1 or not 0 < self.sample_users <= 1 or not 0 < self.test_fraction < 1:
             raise ValueError("k >= 1, 0 < sample_users <= 1 and 0 < test_fraction < 1 required")
+        if self.coread_half_life_h <= 0 or self.coread_live < 0:
+            raise ValueError("coread_half_life_h > 0 and coread_live >= 0 required")
+
+    def uses_coread(self) -> bool:
+        """Whether any scored blend weighs the co-reading lift (else no table is built)."""
+        return any(b.coread_weight > 0 for b in (self.blend, *self.blend_variants))
 
 
 @dataclass
@@ -276,8 +289,13 @@ def _score_batch(
     item_factors: NDArray[np.float32],
     has_factor: NDArray[np.bool_],
     trend: NDArray[np.float64],
+    coread: tuple[coreading.Table, NDArray[np.int64], csr_matrix] | None = None,
 ) -> None:
-    """Score the three methods (and blend variants) for one batch of requests."""
+    """Score the three methods (and blend variants) for one batch of requests.
+
+    ``coread`` is the co-reading table, the item codes of its live papers and each asking
+    user's reads ``(q, n_items)``, or None (no blend weighs co-reading).
+    """
     cfg = result.config
     k = cfg.k
     blends = [("blend", cfg.blend)] + [(f"blend[{i}]", p) for i, p in enumerate(cfg.blend_variants)]
@@ -289,6 +307,13 @@ def _score_batch(
             "als": ranking.rank_personal(user_vectors[lo:hi], item_factors, has_factor, exc, k)[0],
         }
         for name, params in blends:
+            lift = None
+            if coread is not None and params.coread_weight > 0:
+                table, live, reads = coread
+                lift = np.zeros((hi - lo, len(trend)), np.float32)
+                lift[:, live] = coreading.user_lift(
+                    table, reads[lo:hi], params.coread_kappa, params.coread_norm
+                )
             lists[name] = ranking.blend(
                 user_vectors[lo:hi],
                 history_sizes[lo:hi],
@@ -298,6 +323,7 @@ def _score_batch(
                 exc,
                 k,
                 params,
+                lift,
             )[0]
         for name, ids in lists.items():
             result.tally(day, name).add(
@@ -333,7 +359,7 @@ def replay(
     train = train or als.train
     cfg = config
     started = time.perf_counter()
-    timings = {"train": 0.0, "fold_in": 0.0, "rank_and_score": 0.0}
+    timings = {"train": 0.0, "fold_in": 0.0, "coread": 0.0, "rank_and_score": 0.0}
     users, uid = encode_ids(events.user)
     items, iid = encode_ids(events.item)
     uid, iid = uid.astype(np.int64), iid.astype(np.int64)
@@ -353,6 +379,11 @@ def replay(
     first_read_ts = ts[first_index][pair_of.reshape(-1)]
     is_first_read = np.zeros(n, bool)
     is_first_read[first_index[read[first_index]]] = True
+
+    first_reads = np.flatnonzero(is_first_read)  # in time order
+    first_reads_ts = ts[first_reads]
+    coread_half_life = cfg.coread_half_life_h * HOUR
+    coread_window = coreading.WINDOW_HALF_LIVES * coread_half_life
 
     by_user = np.argsort(uid, kind="stable")
     user_start = np.concatenate([[0], np.cumsum(np.bincount(uid, minlength=n_users))])[:-1]
@@ -479,9 +510,26 @@ def replay(
             vectors[stale] = als.fold_in_users(live, conf)
         timings["fold_in"] += time.perf_counter() - t0
 
-        # 6. Rank and score.
+        # 6. The co-reading table at the slot (as the worker builds it), then rank and score.
         t0 = time.perf_counter()
         trend = trending.to_now(trend_raw, float(slot), epoch, half_life)
+        coread = None
+        if cfg.uses_coread():
+            lo, hi = np.searchsorted(first_reads_ts, [slot - coread_window, slot])
+            recent = first_reads[lo:hi]
+            live = ranking.top_n(np.where(trend > 0, trend, -np.inf)[None, :], cfg.coread_live)[0]
+            live = live[0][live[0] >= 0]  # the hottest papers, as the server's trending list
+            readers, recent_reads = coreading.recent_matrix(
+                uid[recent], iid[recent], ts[recent], live, float(slot), coread_half_life
+            )
+            h_idx, h_row = _history(readers, by_user, user_start, user_count, read)
+            history = coreading.history_matrix(h_row, iid[h_idx], ts[h_idx], len(readers), n_items)
+            table = coreading.build(history, recent_reads)
+            mine = read[idx]  # the asking users' own reads, the latest as serving takes them
+            reads = coreading.history_matrix(rows[mine], iid[idx][mine], ts[idx][mine], q, n_items)
+            coread = (table, live, reads)
+        timings["coread"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
         _score_batch(
             result,
             _day(slot),
@@ -492,12 +540,29 @@ def replay(
             item_factors,
             has_factor,
             trend,
+            coread,
         )
         timings["rank_and_score"] += time.perf_counter() - t0
 
     timings["total"] = time.perf_counter() - started
     result.timings = timings
     return result
+
+
+def _history(
+    readers: NDArray[np.int64],
+    by_user: NDArray[np.int64],
+    user_start: NDArray[np.int64],
+    user_count: NDArray[np.int64],
+    read: NDArray[np.bool_],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(event index, row) of every read before the slot by ``readers`` (row: index in
+    ``readers``)."""
+    counts = user_count[readers]
+    idx = by_user[_ranges(user_start[readers], counts)]
+    rows = np.repeat(np.arange(len(readers)), counts)
+    keep = read[idx]
+    return idx[keep], rows[keep]
 
 
 def random_split(events: Events, config: EvalConfig, check_implicit: bool = True) -> Result:
@@ -561,6 +626,11 @@ def random_split(events: Events, config: EvalConfig, check_implicit: bool = True
     result.trainings = 1
     popularity = np.diff(train_csr.tocsc().indptr).astype(np.float64)
     t0 = time.perf_counter()
+    coread = None
+    if cfg.uses_coread():
+        # no time: every paper is live and every training read is recent (weight 1)
+        table = coreading.build(train_csr, train_csr)
+        coread = (table, np.arange(n_items), train_csr[asking])
     _score_batch(
         result,
         "random",
@@ -571,6 +641,7 @@ def random_split(events: Events, config: EvalConfig, check_implicit: bool = True
         model.item_factors,
         np.ones(n_items, bool),
         popularity,
+        coread,
     )
     result.timings = {"train": train_s, "rank_and_score": time.perf_counter() - t0}
     if check_implicit:

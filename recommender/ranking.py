@@ -52,6 +52,14 @@ class BlendParams:
     decorrelate : bool
         Remove from each user's z-scores the part explained linearly by the momentum term (over
         the live candidates), so that ALS's own popularity bias is not counted twice.
+    coread_weight : float
+        Weight of the co-reading lift (:mod:`recommender.coreading`); 0 leaves it out.
+    coread_kappa : float
+        Pseudo-reads that shrink a paper's readers towards everybody in the lift.
+    coread_norm : float
+        The lift's sum over the history is divided by ``|history| ** coread_norm``.
+    coread_k : int
+        Co-reading candidates per user (the live papers with the highest lift).
     """
 
     trending_k: int = 200
@@ -60,12 +68,18 @@ class BlendParams:
     history_half: float = 5.0
     trending_offset: float = 1.0
     decorrelate: bool = False
+    coread_weight: float = 0.7
+    coread_kappa: float = 10.0
+    coread_norm: float = 0.5
+    coread_k: int = 100
 
     def __post_init__(self) -> None:
-        if self.trending_k < 0 or self.personal_k < 0:
-            raise ValueError("trending_k and personal_k must be >= 0")
+        if self.trending_k < 0 or self.personal_k < 0 or self.coread_k < 0:
+            raise ValueError("trending_k, personal_k and coread_k must be >= 0")
         if self.personal_weight < 0 or self.history_half < 0 or self.trending_offset <= 0:
             raise ValueError("personal_weight, history_half >= 0 and trending_offset > 0")
+        if self.coread_weight < 0 or self.coread_kappa <= 0 or self.coread_norm < 0:
+            raise ValueError("coread_weight, coread_norm >= 0 and coread_kappa > 0")
 
 
 def _mask_excluded(scores: NDArray[np.float32], exclude: csr_matrix | None) -> None:
@@ -232,6 +246,7 @@ def blend_scores(
     trending: ArrayLike,
     exclude: csr_matrix | None,
     params: BlendParams,
+    coread: NDArray[np.float32] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Blended scores of every candidate; ``-inf`` elsewhere.
 
@@ -246,13 +261,17 @@ def blend_scores(
         Decayed distinct readers at ``now``.
     exclude : csr_matrix (q, n_items) or None
     params : BlendParams
+    coread : ndarray of float32 (q, n_items), optional
+        Each user's co-reading lift (:func:`recommender.coreading.user_lift`, 0 outside the
+        live papers), weighted by ``params.coread_weight``.
 
     Returns
     -------
     scores : ndarray of float32 (q, n_items)
         The blended score of each candidate, ``-inf`` for non-candidates and exclusions.
     personal : ndarray of float32 (q, n_items)
-        The weighted affinity term alone (0 for papers without factors), for reasons.
+        The weighted personal terms alone (ALS affinity, 0 for papers without factors, plus
+        the weighted co-reading lift), for reasons.
     """
     has_factor = np.asarray(has_factor, bool)
     trending = np.asarray(trending, dtype=np.float64)
@@ -277,6 +296,9 @@ def blend_scores(
             slope = (z[:, reference] @ m) / var  # (q,)
             z -= slope[:, None] * (trend - trend[reference].mean())[None, :]
     personal = personal_term(z, has_factor[None, :], personal_weights(history_sizes, params))
+    use_coread = coread is not None and params.coread_weight > 0
+    if use_coread:
+        personal += np.float32(params.coread_weight) * np.asarray(coread, np.float32)
     scores = trend[None, :] + personal
 
     candidate = np.zeros((q, n_items), dtype=bool)
@@ -286,6 +308,13 @@ def blend_scores(
         _mask_excluded(mine, exclude)
         mine[personal_weights(history_sizes, params) <= 0] = NEG_INF
         ids = top_n(mine, params.personal_k)[0]
+        rows = np.repeat(np.arange(q), ids.shape[1])
+        ok = ids.ravel() >= 0
+        candidate[rows[ok], ids.ravel()[ok]] = True
+    if use_coread and params.coread_k:
+        mine = np.where(coread > 0, coread, NEG_INF).astype(np.float32)
+        _mask_excluded(mine, exclude)
+        ids = top_n(mine, params.coread_k)[0]
         rows = np.repeat(np.arange(q), ids.shape[1])
         ok = ids.ravel() >= 0
         candidate[rows[ok], ids.ravel()[ok]] = True
@@ -303,6 +332,7 @@ def blend(
     exclude: csr_matrix | None,
     n: int,
     params: BlendParams,
+    coread: NDArray[np.float32] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.bool_]]:
     """ "Trending for you" for a batch of users.
 
@@ -317,7 +347,7 @@ def blend(
         Whether the personal term lifted the paper (a positive weighted affinity).
     """
     scores, personal = blend_scores(
-        user_vectors, history_sizes, item_factors, has_factor, trending, exclude, params
+        user_vectors, history_sizes, item_factors, has_factor, trending, exclude, params, coread
     )
     ids, values = top_n(scores, n)
     lifted = np.take_along_axis(personal, ids.clip(0), axis=1) > 0
@@ -337,6 +367,7 @@ def trending_for_you(
     limit: int,
     params: BlendParams,
     explain: Callable[[int], int | None] | None = None,
+    coread: ArrayLike | None = None,
 ) -> list[tuple[int, float, Reason]]:
     """The blend for one user, with a reason per paper (the server's entry point).
 
@@ -354,6 +385,8 @@ def trending_for_you(
     params : BlendParams
     explain : callable, optional
         ``explain(item) -> history item or None``, e.g. wrapping :func:`recommender.als.explain`.
+    coread : array_like of float (n_items,), optional
+        The user's co-reading lift (:func:`recommender.coreading.one_user`, 0 off the live papers).
 
     Returns
     -------
@@ -378,6 +411,7 @@ def trending_for_you(
         exclude,
         limit,
         params,
+        None if coread is None else np.asarray(coread, np.float32)[None, :],
     )
     out: list[tuple[int, float, Reason]] = []
     for item, score, up in zip(

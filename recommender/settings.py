@@ -76,6 +76,11 @@ class Settings:
         60.0,
         'How long the page\'s "today" and "this week" rankings are reused, seconds.',
     )
+    coread_half_life_h: float = _env_field(
+        "PAPERFEED_COREAD_HALF_LIFE_H",
+        48.0,
+        'Half-life of a recent read in the co-reading table of "trending for you", hours.',
+    )
     max_body_bytes: int = _env_field(
         "PAPERFEED_MAX_BODY_BYTES", 1_048_576, "Largest request body accepted (413 above)."
     )
@@ -211,6 +216,7 @@ class Settings:
                 "trending half-lives must satisfy 0 < DAY < WEEK",
             ),
             (self.trending_view_ttl_s >= 0, "PAPERFEED_TRENDING_VIEW_TTL_S must be >= 0"),
+            (self.coread_half_life_h > 0, "PAPERFEED_COREAD_HALF_LIFE_H must be > 0"),
             (self.max_body_bytes >= 1024, "PAPERFEED_MAX_BODY_BYTES must be >= 1024"),
             (1 <= self.max_batch <= 10_000, "PAPERFEED_MAX_BATCH must be in 1..10000"),
             (self.redis_timeout_s > 0, "PAPERFEED_REDIS_TIMEOUT_S must be > 0"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -62,21 +63,54 @@ def test_hourly_replay_goes_through_the_shared_train(log_csv, monkeypatch):
     assert out["summary"]["als"]["ndcg@20"] > 0
 
 
+def test_replay_builds_the_co_reading_table_as_the_worker_does(log_csv, monkeypatch):
+    from recommender import coreading
+
+    tables = []
+    real = coreading.build
+
+    def spy(history, recent):
+        table = real(history, recent)
+        tables.append(table)
+        return table
+
+    monkeypatch.setattr(coreading, "build", spy)
+    config = evaluate.EvalConfig(train=FAST, coread_half_life_h=6.0)
+    result = evaluate.evaluate(log_csv, config)
+    assert config.blend.coread_weight > 0  # the product's default blend weighs co-reading
+    # one table per hour with requests, so at least one per scored day
+    assert result.days and len(tables) >= len(result.days)
+    assert all(t.live <= config.coread_live for t in tables)
+    assert any(t.counts.nnz for t in tables)
+    off = evaluate.EvalConfig(
+        train=FAST, blend=dataclasses.replace(config.blend, coread_weight=0.0)
+    )
+    tables.clear()
+    evaluate.evaluate(log_csv, off)
+    assert tables == []  # no blend weighs it: no table is built
+
+
 def test_daily_protocol_and_blend_variants(tmp_path):
     from recommender.ranking import BlendParams
 
     log_csv = tmp_path / "stable.csv"
     write_log(log_csv, fresh_daily=False)
+    variants = (
+        BlendParams(personal_weight=0.0, coread_weight=0.0),
+        BlendParams(personal_weight=0.0, coread_weight=1.0),
+    )
     config = evaluate.EvalConfig(
-        protocol="daily", train=FAST, blend_variants=(BlendParams(personal_weight=0.0),)
+        protocol="daily", train=FAST, blend_variants=variants, coread_half_life_h=24.0
     )
     result = evaluate.replay(evaluate.load_events(log_csv), config)
     means = result.mean()
-    assert set(means) == {"trending", "als", "blend", "blend[0]"}
+    assert set(means) == {"trending", "als", "blend", "blend[0]", "blend[1]"}
     # with no personal weight, the blend is trending (same candidates, same order)
     assert means["blend[0]"]["ndcg@20"] == pytest.approx(means["trending"]["ndcg@20"])
-    # the communities are learnable: ALS beats chance on the next day's papers
+    # the communities are learnable: ALS beats chance on the next day's papers, and what the
+    # readers of a user's papers read lifts the user's own community over global trending
     assert means["als"]["ndcg@20"] > 0
+    assert means["blend[1]"]["ndcg@20"] > 1.2 * means["trending"]["ndcg@20"]
 
 
 def test_random_split_reports_the_implicit_check(tmp_path):

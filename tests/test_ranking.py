@@ -32,17 +32,20 @@ def catalogues(draw):
         history_half=draw(st.floats(0, 20)),
         trending_offset=draw(st.floats(0.01, 10)),
         decorrelate=draw(st.booleans()),
+        coread_weight=draw(st.sampled_from([0.0, 0.7, 3.0])),
+        coread_k=draw(st.integers(0, 40)),
     )
+    coread = draw(arrays(np.float32, (q, n_items), elements=st.floats(-3, 3, width=32)))
     n = draw(st.integers(1, 25))
-    return users, history, items, has_factor, trend, csr_matrix(excluded), n, params
+    return users, history, items, has_factor, trend, csr_matrix(excluded), n, params, coread
 
 
 @given(catalogues())
 @settings(max_examples=150, deadline=None)
 def test_blend_is_sorted_unique_bounded_and_respects_exclusions(case):
-    users, history, items, has_factor, trend, exclude, n, params = case
+    users, history, items, has_factor, trend, exclude, n, params, coread = case
     ids, scores, lifted = ranking.blend(
-        users, history, items, has_factor, trend, exclude, n, params
+        users, history, items, has_factor, trend, exclude, n, params, coread
     )
     assert ids.shape == scores.shape == lifted.shape == (len(users), n)
     dense_exclude = exclude.toarray()
@@ -59,7 +62,7 @@ def test_blend_is_sorted_unique_bounded_and_respects_exclusions(case):
 @given(catalogues())
 @settings(max_examples=80, deadline=None)
 def test_single_user_entry_point_agrees(case):
-    users, history, items, has_factor, trend, exclude, n, params = case
+    users, history, items, has_factor, trend, exclude, n, params, coread = case
     excluded = exclude[0].indices
     out = ranking.trending_for_you(
         users[0],
@@ -71,6 +74,7 @@ def test_single_user_entry_point_agrees(case):
         n,
         params,
         explain=lambda item: 0,
+        coread=coread[0],
     )
     ids = [item for item, _, _ in out]
     assert len(ids) == len(set(ids)) <= n

@@ -70,6 +70,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decorrelate", action="store_true", help="remove momentum's share of the ALS z-score"
     )
+    parser.add_argument("--coread-weight", type=float, default=defaults_b.coread_weight)
+    parser.add_argument("--coread-kappa", type=float, default=defaults_b.coread_kappa)
+    parser.add_argument("--coread-norm", type=float, default=defaults_b.coread_norm)
+    parser.add_argument("--coread-k", type=int, default=defaults_b.coread_k)
+    parser.add_argument(
+        "--coread-half-life-h",
+        type=float,
+        help="half-life of a recent read in the co-reading table "
+        "(default: PAPERFEED_COREAD_HALF_LIFE_H)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (stderr)")
 
 
@@ -95,8 +105,13 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> evaluate.E
             history_half=args.history_half,
             trending_offset=args.trending_offset,
             decorrelate=args.decorrelate,
+            coread_weight=args.coread_weight,
+            coread_kappa=args.coread_kappa,
+            coread_norm=args.coread_norm,
+            coread_k=args.coread_k,
         ),
         trending_half_life_h=half_life,
+        coread_half_life_h=args.coread_half_life_h or settings.coread_half_life_h,
         max_days=args.max_days,
         sample_users=args.sample_users,
         report_from=args.report_from,
