@@ -1,4 +1,5 @@
-"""The clock process: enqueue the nightly training, and catch up a run missed while down.
+"""The clock process: enqueue the nightly training, catch up a run missed while down, and keep
+the co-reading table fresh.
 
 Every ``tick`` the clock takes the latest scheduled time (``nightly_cron``, read in UTC) at or
 before now, the *slot*. If no training succeeded since the slot (``Keys.train_last_success()``,
@@ -10,6 +11,10 @@ id ``<prefix>-nightly-<slot>``. So:
   exists, and :func:`recommender.jobs.trigger` claims the current job with ``SET NX``);
 - a nightly job that failed is not retried in a loop: its id exists until the next slot;
 - a manual retrain after the slot counts as the night's run.
+
+Each tick also enqueues a rebuild of the co-reading table when the newest is
+``coread_refresh_s`` old or an erasure marked it stale (:func:`recommender.coreadstore.due`);
+:func:`recommender.jobs.enqueue_coread` keeps at most one waiting.
 
 Why not ``rq.cron``: its ``CronScheduler`` reads cron expressions in the host's local time,
 gives each enqueued job a random id (no de-duplication across restarts or hosts) and keeps its
@@ -28,7 +33,7 @@ from datetime import UTC, datetime
 import redis as redis_lib
 from croniter import croniter
 
-from recommender import jobs
+from recommender import coreadstore, jobs
 from recommender.keys import Keys
 from recommender.settings import Settings, SettingsError
 
@@ -61,6 +66,12 @@ def nightly_job_id(settings: Settings, slot_time: float) -> str:
     return f"{settings.key_prefix}-nightly-{stamp}"
 
 
+def coread_job_id(settings: Settings, now: float) -> str:
+    """The id of a rebuild the clock enqueues at ``now`` (two clocks ticking together may both
+    enqueue one; the second finds the table fresh and skips)."""
+    return f"{settings.key_prefix}-coread-{int(now)}"
+
+
 def last_success(redis: redis_lib.Redis, keys: Keys) -> float | None:
     value = redis.get(keys.train_last_success())
     return None if value is None else float(value)
@@ -75,6 +86,8 @@ def tick(
     """
     keys = Keys(settings.key_prefix, settings.stream_partitions)
     data = conn if redis is None else redis
+    if coreadstore.due(data, keys, settings, now):
+        jobs.enqueue_coread(conn, settings, job_id=coread_job_id(settings, now))
     due = slot(settings.nightly_cron, now)
     done = last_success(data, keys)
     if done is not None and done >= due:
@@ -117,7 +130,11 @@ def run(
             tick(conn, settings, now, redis=redis)
         except redis_lib.exceptions.RedisError as exc:
             log.warning("clock tick failed: %s", exc)
-        wait = min(max(next_slot(settings.nightly_cron, now) - clock(), 0.5), MAX_SLEEP_S)
+        wait = min(
+            max(next_slot(settings.nightly_cron, now) - clock(), 0.5),
+            MAX_SLEEP_S,
+            settings.coread_refresh_s,
+        )
         stop.wait(wait)
 
 

@@ -1,4 +1,5 @@
-"""Training as an RQ job: enqueue (single flight), run on a worker with progress, report status.
+"""Training as an RQ job: enqueue (single flight), run on a worker with progress, report status;
+and the co-reading rebuild, a short job on a queue of its own that workers take first.
 
 :func:`trigger` puts a training on the queue ``Keys.train_queue()`` unless one is queued or
 running, in which case it returns that one's id: ``Keys.train_job()`` names the current job and
@@ -6,6 +7,9 @@ is claimed with ``SET NX``, so two triggers racing on two hosts enqueue one job.
 :func:`run_training_job`, takes the training lock (:func:`recommender.training.training_lock`),
 writes progress into the job's meta (``{"stage", "fraction"}``, at most once a second) and
 returns the training report, which RQ keeps as the job's result.
+
+:func:`enqueue_coread` puts a rebuild of the co-reading table (:mod:`recommender.coreadstore`)
+on ``Keys.coread_queue()`` unless one already waits there; :func:`run_coread_job` runs it.
 
 RQ stores pickled jobs and needs a client that does not decode replies: :func:`connect_queue`.
 """
@@ -24,7 +28,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus, get_current_job
 
-from recommender import training
+from recommender import coreadstore, training
 from recommender.keys import Keys
 from recommender.redisconn import connect
 from recommender.settings import Settings
@@ -32,6 +36,7 @@ from recommender.settings import Settings
 log = logging.getLogger(__name__)
 
 RESULT_TTL_S = 7 * 86400
+COREAD_RESULT_TTL_S = 3600
 _ALIVE = {
     JobStatus.QUEUED,
     JobStatus.DEFERRED,
@@ -58,6 +63,10 @@ def connect_queue(settings: Settings) -> redis_lib.Redis:
 
 def train_queue(conn: redis_lib.Redis, settings: Settings) -> Queue:
     return Queue(_keys(settings).train_queue(), connection=conn)
+
+
+def coread_queue(conn: redis_lib.Redis, settings: Settings) -> Queue:
+    return Queue(_keys(settings).coread_queue(), connection=conn)
 
 
 def _keys(settings: Settings) -> Keys:
@@ -188,6 +197,50 @@ def run_training_job(settings: Settings) -> dict[str, Any]:
     try:
         with training.training_lock(redis, keys, settings.train_lock_ttl_s, job_id):
             return training.run_training(redis, settings, keys=keys, progress=reporter)
+    finally:
+        redis.close()
+
+
+def enqueue_coread(
+    conn: redis_lib.Redis, settings: Settings, job_id: str | None = None
+) -> tuple[str, bool]:
+    """Enqueue a co-reading rebuild unless one waits already: ``(job id, newly enqueued)``.
+
+    One waiting job is enough (it reads the log as it is when it starts); a worker busy with a
+    long training therefore finds one rebuild waiting, not one per interval. ``job_id``
+    (deterministic, e.g. the clock's slot) is not enqueued twice.
+    """
+    queue = coread_queue(conn, settings)
+    waiting = queue.get_job_ids(0, 1)
+    if waiting:
+        return waiting[0], False
+    job_id = job_id or f"{settings.key_prefix}-coread-{uuid.uuid4().hex[:12]}"
+    if Job.exists(job_id, connection=conn):
+        return job_id, False
+    queue.enqueue_call(
+        run_coread_job,
+        kwargs={"settings": dataclasses.replace(settings, admin_token=None)},
+        job_id=job_id,
+        timeout=coreadstore.LOCK_TTL_S,
+        result_ttl=COREAD_RESULT_TTL_S,
+        failure_ttl=RESULT_TTL_S,
+        description="rebuild the co-reading table",
+    )
+    log.info("co-reading rebuild %s enqueued", job_id)
+    return job_id, True
+
+
+def run_coread_job(settings: Settings) -> dict[str, Any]:
+    """The RQ job: one co-reading rebuild, skipped if another process runs one or if the table
+    became fresh since the job was enqueued."""
+    redis = connect(settings.redis_url or "", timeout_s=max(settings.redis_timeout_s, 60.0))
+    keys = _keys(settings)
+    try:
+        if not coreadstore.due(redis, keys, settings, time.time()):
+            return {"skipped": "the table is fresh"}
+        return coreadstore.refresh(redis, keys, settings)
+    except coreadstore.CoreadBusy:
+        return {"skipped": "another rebuild is running"}
     finally:
         redis.close()
 

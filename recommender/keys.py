@@ -191,6 +191,31 @@ class Keys:
         """The RQ queue name of training jobs (RQ keeps its own key names)."""
         return f"{self.prefix}-train"
 
+    # -- co-reading ("readers like you") ---------------------------------------------------
+    def coread(self, version: str) -> str:
+        """Hash: one co-reading table (metadata JSON plus chunked numpy arrays)."""
+        return f"{self.prefix}:{{coread}}:table:{version}"
+
+    def coread_versions(self) -> str:
+        """Sorted set: co-reading table version -> time it was built."""
+        return f"{self.prefix}:{{coread}}:versions"
+
+    def coread_active(self) -> str:
+        """String: the co-reading table that serving uses (one SET flips it)."""
+        return f"{self.prefix}:{{coread}}:active"
+
+    def coread_lock(self) -> str:
+        """String: the lock that keeps co-reading rebuilds single-flight."""
+        return f"{self.prefix}:{{coread}}:lock"
+
+    def coread_stale(self) -> str:
+        """String: set when the table must be rebuilt before its time (an erasure)."""
+        return f"{self.prefix}:{{coread}}:stale"
+
+    def coread_queue(self) -> str:
+        """The RQ queue name of co-reading rebuilds (worked before the training queue)."""
+        return f"{self.prefix}-coread"
+
     # -- the daily email ------------------------------------------------------------------
     def subscribers(self) -> str:
         """Sorted set: user id -> time the address was confirmed (confirmed subscribers only;

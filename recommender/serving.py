@@ -21,12 +21,17 @@ folding users in. Requests read ``self._snapshot`` once and use only that object
   state. In models of :data:`recommender.ivf.MIN_ITEMS` papers or more, an inverted-file index
   (built per process in the background after a load; exact scans until it is ready) scores only
   ``personal_scan_fraction`` of the papers instead of all of them.
+- **Co-reading**: the newest table of :mod:`recommender.coreadstore` ("readers of what you read
+  are reading this now"), polled like the model and loaded in the background; the user's lift
+  towards each of the hottest papers comes from the rows of their own papers
+  (:func:`recommender.coreading.one_user`), with no model needed, so it personalises a user
+  (and a new deployment) before the first training.
 - **Blend**: :func:`recommender.ranking.trending_for_you` over the snapshot's papers, with the
-  decayed trending scores of the ``trending_fetch`` hottest papers. Trending papers the model
-  has no row for enter with their pure trending score (``log(offset + readers)``, what the blend
-  gives a paper without factors) and are merged in.
+  decayed trending scores of the ``trending_fetch`` hottest papers and the co-reading lift.
+  Trending papers the model has no row for enter with their trending score plus their lift
+  (what the blend gives a paper without factors) and are merged in.
 
-A user with no history, or no model yet, gets global trending ("cold start").
+A user with no history gets global trending ("cold start").
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ import numpy as np
 import redis as redis_lib
 from numpy.typing import NDArray
 
-from recommender import als, ivf, modelstore, ranking, trending
+from recommender import als, coreading, coreadstore, ivf, modelstore, ranking, trending
+from recommender.coreadstore import LiveTable
 from recommender.keys import Keys
 from recommender.matrix import build_confidence
 from recommender.modelstore import StoredModel, rows_of
@@ -259,6 +265,11 @@ class Recommender:
         self._retry_at = float("-inf")
         self._loading = threading.Lock()
         self._swap = threading.Lock()  # serialises replacing ``_snapshot``
+        self._coread: LiveTable | None = None
+        self._coread_checked = float("-inf")
+        self._coread_retry_at = float("-inf")
+        self._coread_loading = threading.Lock()
+        self._columns_cache: tuple[str, list[str], NDArray[np.int64]] | None = None
 
     # -- the model ----------------------------------------------------------------------------
     def snapshot(self) -> Snapshot | None:
@@ -328,6 +339,87 @@ class Recommender:
                 target=self._build_index, args=(model,), name=f"ivf-{version}", daemon=True
             ).start()
 
+    # -- the co-reading table -------------------------------------------------------------------
+    def coread_table(self) -> LiveTable | None:
+        """The current co-reading table; polls its pointer at most every ``model_poll_s``."""
+        now = self.clock()
+        if self.blend.coread_weight <= 0 or now - self._coread_checked < self.settings.model_poll_s:
+            return self._coread
+        self._coread_checked = now
+        try:
+            active = coreadstore.active_version(self.redis, self.keys)
+        except redis_lib.exceptions.RedisError as exc:
+            log.warning("could not read the active co-reading table: %s", exc)
+            return self._coread
+        current = self._coread
+        if active is None:
+            self._coread = None  # deleted (a full rebuild): serve without it
+        elif (current is None or current.version != active) and now >= self._coread_retry_at:
+            self._start_coread_load(active)
+        return self._coread
+
+    def _start_coread_load(self, version: str) -> None:
+        if not self._coread_loading.acquire(blocking=False):
+            return
+
+        def work() -> None:
+            try:
+                self._coread = coreadstore.load(self.redis, self.keys, version)
+                log.info("serving co-reading table %s", version)
+            except (KeyError, ValueError, redis_lib.exceptions.RedisError) as exc:
+                log.warning("could not load co-reading table %s: %s", version, exc)
+                self._coread_retry_at = self.clock() + LOAD_RETRY_S
+            finally:
+                self._coread_loading.release()
+
+        if self.background and self._coread is not None:
+            threading.Thread(target=work, name=f"coread-load-{version}", daemon=True).start()
+        else:  # as with the model, a process's first table loads in the request that needs it
+            work()
+
+    def _coread_for(
+        self, live: LiveTable | None, seen: dict[str, float], hot_ids: list[str]
+    ) -> tuple[NDArray[np.float32], list[str | None]] | None:
+        """The user's co-reading lift towards each trending paper, and the paper of theirs
+        behind it; None without a table, or when no paper of theirs has a row in it."""
+        if live is None or not seen or not hot_ids:
+            return None
+        latest = sorted(seen, key=seen.__getitem__, reverse=True)[: coreading.MAX_HISTORY]
+        rows = live.rows(latest)
+        rows = rows[rows >= 0]
+        if len(rows) == 0:
+            return None  # nobody who read what the user read reads a live paper now
+        params = self.blend
+        lift, because = coreading.one_user(
+            live.table, rows, len(latest), params.coread_kappa, params.coread_norm
+        )
+        cols = self._live_columns(live, hot_ids)
+        found = cols >= 0
+        lift_hot = np.where(found, lift[cols.clip(0)], 0.0).astype(np.float32)
+        paper = np.where(found, because[cols.clip(0)], -1)
+        names = [live.row_ids[r].decode() if r >= 0 else None for r in paper.tolist()]
+        return lift_hot, names
+
+    def _live_columns(self, live: LiveTable, hot_ids: list[str]) -> NDArray[np.int64]:
+        """Columns of the trending list in the table, cached while both stay the same."""
+        return self._per_list("_columns_cache", live.version, hot_ids, live.columns)
+
+    def _per_list(
+        self,
+        slot: str,
+        token: Any,
+        hot_ids: list[str],
+        compute: Callable[[list[str]], NDArray[np.int64]],
+    ) -> NDArray[np.int64]:
+        """``compute(hot_ids)``, cached in attribute ``slot`` while ``token`` (the snapshot or
+        table it indexes) and the trending list stay the same."""
+        cached = getattr(self, slot)
+        if cached is not None and cached[0] == token and cached[1] == hot_ids:
+            return cached[2]
+        value = compute(hot_ids)
+        setattr(self, slot, (token, hot_ids, value))
+        return value
+
     def wants_index(self, model: StoredModel) -> bool:
         """Whether this process indexes ``model`` (large enough, and not set to scan exactly)."""
         return self.settings.personal_scan_fraction < 1.0 and len(model.item_ids) >= ivf.MIN_ITEMS
@@ -367,6 +459,7 @@ class Recommender:
         """``{"items": [{"paper", "score", "reason"}], "personalised", "model_version"}``."""
         now = time.time() if now is None else now
         snap = self.snapshot()
+        live = self.coread_table()
         k = self.keys
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrange(k.user_seen(user_id), 0, -1, withscores=True)
@@ -383,11 +476,12 @@ class Recommender:
 
         picked: list[tuple[str, float, str | None]]  # (paper, score, because paper)
         vector = None if snap is None else snap.user_vector(user_id, seen, dismissed, now)
+        coread = self._coread_for(live, seen, hot_ids)
         if snap is None:
-            picked = self._trending_only(hot_ids, hot, seen, dismissed, limit)
+            picked = self._trending_only(hot_ids, hot, seen, dismissed, limit, coread)
         else:
             picked = self._blend(
-                user_id, snap, vector, len(seen), hot_ids, hot, seen, dismissed, limit
+                user_id, snap, vector, len(seen), hot_ids, hot, seen, dismissed, limit, coread
             )
         papers = self.store.papers(
             [p for p, _, _ in picked] + [b for _, _, b in picked if b is not None]
@@ -401,7 +495,7 @@ class Recommender:
             items.append({"paper": paper, "score": score, "reason": reason})
         return {
             "items": items,
-            "personalised": vector is not None,
+            "personalised": vector is not None or coread is not None,
             "model_version": None if snap is None else snap.version,
         }
 
@@ -412,13 +506,35 @@ class Recommender:
         seen: dict[str, float],
         dismissed: dict[str, float],
         limit: int,
+        coread: tuple[NDArray[np.float32], list[str | None]] | None = None,
     ) -> list[tuple[str, float, str | None]]:
-        offset = self.blend.trending_offset
-        out = []
-        for pid, score in zip(hot_ids, hot.tolist(), strict=True):
-            if score > 0 and pid not in seen and pid not in dismissed:
-                out.append((pid, float(np.log(offset + score)), None))
+        """No model yet: trending, lifted by co-reading where there is a table."""
+        out = self._hot_without_rows(hot_ids, hot, np.arange(len(hot_ids)), seen, dismissed, coread)
+        out.sort(key=lambda entry: -entry[1])
         return out[:limit]
+
+    def _hot_without_rows(
+        self,
+        hot_ids: list[str],
+        hot: NDArray[np.float64],
+        positions: NDArray[np.int64],
+        seen: dict[str, float],
+        dismissed: dict[str, float],
+        coread: tuple[NDArray[np.float32], list[str | None]] | None,
+    ) -> list[tuple[str, float, str | None]]:
+        """Trending papers at ``positions`` scored as the blend scores a paper without factors:
+        ``log(offset + readers)`` plus the weighted co-reading lift."""
+        momentum = ranking.momentum(hot[positions], self.blend)
+        lift = np.zeros(len(positions), np.float32)
+        if coread is not None:
+            lift = np.float32(self.blend.coread_weight) * coread[0][positions]
+        out = []
+        for i, m, up in zip(positions.tolist(), momentum.tolist(), lift.tolist(), strict=True):
+            pid = hot_ids[i]
+            if hot[i] > 0 and pid not in seen and pid not in dismissed:
+                because = coread[1][i] if (coread is not None and up > 0) else None
+                out.append((pid, float(np.float32(m) + np.float32(up)), because))
+        return out
 
     def _blend(
         self,
@@ -431,6 +547,7 @@ class Recommender:
         seen: dict[str, float],
         dismissed: dict[str, float],
         limit: int,
+        coread: tuple[NDArray[np.float32], list[str | None]] | None = None,
     ) -> list[tuple[str, float, str | None]]:
         hot_codes = self._hot_codes(snap, hot_ids)
         known = hot_codes >= 0
@@ -456,36 +573,50 @@ class Recommender:
                     scan_fraction=self.settings.personal_scan_fraction,
                 )
                 self._personal_cache.put(user_id, snap, signature, personal)
-        codes, scores, lifted = blend_candidates(
-            snap, vector, history, hot_codes[known], hot[known], excluded, limit, params, personal
+        known_pos = np.flatnonzero(known)
+        codes, scores, als_term, coread_term = blend_candidates(
+            snap,
+            vector,
+            history,
+            hot_codes[known],
+            hot[known],
+            excluded,
+            limit,
+            params,
+            personal,
+            None if coread is None else coread[0][known],
         )
-        explain = _explainer(snap, seen_codes[seen_codes >= 0]) if lifted.any() else None
+        explain = _explainer(snap, seen_codes[seen_codes >= 0]) if (als_term > 0).any() else None
+        # the paper of the user's behind each trending paper's co-reading lift, by model code
+        coread_because = {}
+        if coread is not None:
+            names = [coread[1][i] for i in known_pos.tolist()]
+            coread_because = dict(zip(hot_codes[known].tolist(), names, strict=True))
         out = []
-        for code, score, up in zip(codes.tolist(), scores.tolist(), lifted.tolist(), strict=True):
-            because = explain(code) if (up and explain is not None) else None
-            out.append(
-                (
-                    snap.item_ids[code].decode(),
-                    score,
-                    None if because is None else snap.item_ids[because].decode(),
-                )
-            )
-        offset = self.blend.trending_offset
-        for i in np.flatnonzero(~known[:k]).tolist():
-            pid = hot_ids[i]
-            if hot[i] > 0 and pid not in seen and pid not in dismissed:
-                out.append((pid, float(np.float32(np.log(offset + hot[i]))), None))
+        for code, score, a, c in zip(
+            codes.tolist(), scores.tolist(), als_term.tolist(), coread_term.tolist(), strict=True
+        ):
+            because = None
+            if c > 0 and c >= a:
+                because = coread_because.get(code)
+            elif a > 0 and explain is not None:
+                found = explain(code)
+                because = None if found is None else snap.item_ids[found].decode()
+            out.append((snap.item_ids[code].decode(), score, because))
+        # trending papers the model has no row for: the first k, and those co-reading lifts most
+        outside = np.flatnonzero(~known)
+        chosen = outside[outside < k]
+        if coread is not None and params.coread_k:
+            lift = coread[0][outside]
+            best = outside[np.argsort(-lift, kind="stable")[: params.coread_k]]
+            chosen = np.union1d(chosen, best[coread[0][best] > 0])
+        out += self._hot_without_rows(hot_ids, hot, chosen, seen, dismissed, coread)
         out.sort(key=lambda entry: -entry[1])
         return out[:limit]
 
     def _hot_codes(self, snap: Snapshot, hot_ids: list[str]) -> NDArray[np.int64]:
         """Codes of the trending list, cached while the list and the snapshot stay the same."""
-        cached = self._hot_cache
-        if cached is not None and cached[0] == snap.token and cached[1] == hot_ids:
-            return cached[2]
-        codes = snap.codes(hot_ids)
-        self._hot_cache = (snap.token, hot_ids, codes)
-        return codes
+        return self._per_list("_hot_cache", snap.token, hot_ids, snap.codes)
 
 
 def blend_candidates(
@@ -498,7 +629,8 @@ def blend_candidates(
     limit: int,
     params: ranking.BlendParams,
     personal: NDArray[np.int64] | None = None,
-) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.bool_]]:
+    coread: NDArray[np.float32] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
     """:func:`recommender.ranking.blend` for one user, evaluated on its candidates only.
 
     The blend's score of a paper is ``log(offset + trending) + w * z``, ``z`` the user's
@@ -516,10 +648,12 @@ def blend_candidates(
         decayed reader counts (the first ``params.trending_k`` with a count > 0 are candidates)
     excluded : codes the user opened or dismissed
     personal : the user's ALS top ``personal_k`` (:func:`personal_top`) if already known
+    coread : float32, aligned with ``hot_codes`` -- the user's co-reading lift, or None
 
     Returns
     -------
-    codes : int64 (<= limit,) ; scores : float32 ; lifted : bool (personal term > 0)
+    codes : int64 (<= limit,) ; scores : float32
+    als_term, coread_term : float32 -- the weighted personal terms in each score
     """
     head = hot[: params.trending_k] > 0
     candidates = [hot_codes[: params.trending_k][head]]
@@ -531,12 +665,21 @@ def blend_candidates(
             if personal is None:
                 personal = personal_top(snap, vector, excluded, params.personal_k)
             candidates.append(personal)
+    use_coread = coread is not None and params.coread_weight > 0
+    if use_coread and params.coread_k:
+        mine = np.where(np.isin(hot_codes, excluded), 0.0, coread)
+        best = np.lexsort((hot_codes, -mine))[: params.coread_k]
+        candidates.append(hot_codes[best[mine[best] > 0]])
     codes = np.unique(np.concatenate(candidates).astype(np.int64))
     codes = codes[~np.isin(codes, excluded)]
     order = np.argsort(hot_codes, kind="stable")
     pos = np.searchsorted(hot_codes, codes, sorter=order).clip(0, max(len(hot_codes) - 1, 0))
-    found = len(hot_codes) > 0
-    trend = np.where(found & (hot_codes[order[pos]] == codes), hot[order[pos]], 0.0)
+    in_hot = (len(hot_codes) > 0) & (hot_codes[order[pos]] == codes)
+    trend = np.where(in_hot, hot[order[pos]], 0.0)
+    lift = np.zeros(len(codes), dtype=np.float32)
+    if use_coread:
+        lift = np.where(in_hot, coread[order[pos]], 0.0).astype(np.float32)
+        lift *= np.float32(params.coread_weight)
     personal = np.zeros(len(codes), dtype=np.float32)
     if known and weight > 0:
         v = np.asarray(vector, np.float32)
@@ -551,9 +694,9 @@ def blend_candidates(
         z = (snap.item_factors[codes] @ v - mean) / std
         weights = np.array([weight], np.float32)
         personal = ranking.personal_term(z[None, :], snap.has_factor[codes], weights)[0]
-    scores = ranking.momentum(trend, params) + personal
+    scores = ranking.momentum(trend, params) + (personal + lift)
     best = np.lexsort((codes, -scores))[:limit]
-    return codes[best], scores[best], personal[best] > 0
+    return codes[best], scores[best], personal[best], lift[best]
 
 
 def personal_top(

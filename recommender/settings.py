@@ -81,6 +81,11 @@ class Settings:
         48.0,
         'Half-life of a recent read in the co-reading table of "trending for you", hours.',
     )
+    coread_refresh_s: float = _env_field(
+        "PAPERFEED_COREAD_REFRESH_S",
+        300.0,
+        "How often the worker rebuilds the co-reading table, seconds.",
+    )
     max_body_bytes: int = _env_field(
         "PAPERFEED_MAX_BODY_BYTES", 1_048_576, "Largest request body accepted (413 above)."
     )
@@ -217,6 +222,7 @@ class Settings:
             ),
             (self.trending_view_ttl_s >= 0, "PAPERFEED_TRENDING_VIEW_TTL_S must be >= 0"),
             (self.coread_half_life_h > 0, "PAPERFEED_COREAD_HALF_LIFE_H must be > 0"),
+            (self.coread_refresh_s >= 10, "PAPERFEED_COREAD_REFRESH_S must be >= 10"),
             (self.max_body_bytes >= 1024, "PAPERFEED_MAX_BODY_BYTES must be >= 1024"),
             (1 <= self.max_batch <= 10_000, "PAPERFEED_MAX_BATCH must be in 1..10000"),
             (self.redis_timeout_s > 0, "PAPERFEED_REDIS_TIMEOUT_S must be > 0"),

@@ -264,7 +264,8 @@ def test_a_broken_new_version_keeps_the_old_one_serving(
 
 @pytest.mark.parametrize("seed", range(5))
 def test_candidate_blend_equals_the_full_blend(seed: int) -> None:
-    """Serving's candidates-only evaluation gives ranking.trending_for_you's list."""
+    """Serving's candidates-only evaluation gives ranking.trending_for_you's list, with and
+    without a co-reading lift."""
     from recommender import ranking
     from recommender.serving import blend_candidates
 
@@ -286,25 +287,53 @@ def test_candidate_blend_equals_the_full_blend(seed: int) -> None:
     hot_codes = hot_codes[np.argsort(-trend[hot_codes])]
     excluded = rng.choice(n, 30, replace=False)
     vector = rng.standard_normal(f).astype(np.float32)
-    params = ranking.BlendParams(trending_k=150, personal_k=60)
+    # a lift on a third of the trending papers, some of them beyond the trending candidates
+    lift = np.zeros(n, np.float32)
+    lifted_codes = rng.choice(hot_codes, 130, replace=False)
+    lift[lifted_codes] = rng.random(130).astype(np.float32) * 3
+    plain = ranking.BlendParams(trending_k=150, personal_k=60)
+    with_lift = ranking.BlendParams(trending_k=150, personal_k=60, coread_weight=0.7, coread_k=40)
     lone = np.zeros(n)  # one trending paper: the z-score falls back to every paper
     lone[hot_codes[0]] = 3.0
     cases = [
-        (12, vector, trend, hot_codes),
-        (0, None, trend, hot_codes),
-        (7, vector, lone, hot_codes[:1]),
+        (12, vector, trend, hot_codes, plain, None),
+        (0, None, trend, hot_codes, plain, None),
+        (7, vector, lone, hot_codes[:1], plain, None),
+        (12, vector, trend, hot_codes, with_lift, lift),
+        (5, None, trend, hot_codes, with_lift, lift),
     ]
-    for history, user, trending_now, hot in cases:
+    for history, user, trending_now, hot, params, coread in cases:
         full = ranking.trending_for_you(
-            user, history, factors, snap.has_factor, trending_now, excluded, 25, params
+            user,
+            history,
+            factors,
+            snap.has_factor,
+            trending_now,
+            excluded,
+            25,
+            params,
+            coread=coread,
         )
-        codes, scores, lifted = blend_candidates(
-            snap, user, history, hot, trending_now[hot], excluded, 25, params
+        codes, scores, als_term, coread_term = blend_candidates(
+            snap,
+            user,
+            history,
+            hot,
+            trending_now[hot],
+            excluded,
+            25,
+            params,
+            coread=None if coread is None else coread[hot],
         )
         assert codes.tolist() == [c for c, _, _ in full]
         np.testing.assert_allclose(scores, [s for _, s, _ in full], rtol=1e-4, atol=1e-4)
         if user is None:
-            assert not lifted.any()
+            assert not (als_term > 0).any()
+        if coread is None:
+            assert not coread_term.any()
+        else:
+            assert (coread_term > 0).any()
+            np.testing.assert_allclose(coread_term, 0.7 * coread[codes], rtol=1e-6)
 
 
 def test_large_models_get_an_index_built_in_the_background(

@@ -12,7 +12,7 @@ from typing import Any
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from recommender import compaction, jobs, modelstore, training
+from recommender import compaction, coreadstore, jobs, modelstore, training
 from server.auth import require_admin
 from server.errors import Problem
 from server.schemas import ProblemOut
@@ -23,11 +23,11 @@ blp = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Training
 
 @blp.record_once
 def _install_erase_hook(setup: Any) -> None:
-    # an erased user's compacted events are dropped by the next compaction, and their factor
-    # row is zeroed in every stored model version now
+    # an erased user's compacted events are dropped by the next compaction, their factor row is
+    # zeroed in every stored model version now, and the co-reading table is rebuilt without them
     extras = setup.app.extensions["paperfeed"].extras
     hooks = extras.setdefault("erase_hooks", [])
-    for hook in (compaction.forget_user, modelstore.forget_user):
+    for hook in (compaction.forget_user, modelstore.forget_user, coreadstore.forget_user):
         if hook not in hooks:
             hooks.append(hook)
 

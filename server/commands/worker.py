@@ -1,4 +1,5 @@
-"""``paperfeed worker``: run an RQ worker for the training queue (the Procfile's ``worker:``).
+"""``paperfeed worker``: run an RQ worker for the co-reading and training queues (the Procfile's
+``worker:``).
 
 RQ's worker waits out a Redis outage while it waits for a job, but quits when Redis goes away
 at another moment (finishing a job, its maintenance, its heartbeat). This command then starts a
@@ -21,7 +22,10 @@ from recommender import jobs
 from recommender.settings import Settings
 
 NAME = "worker"
-HELP = "Run a job worker: executes queued trainings (`paperfeed retrain --enqueue`, the clock)."
+HELP = (
+    "Run a job worker: executes queued trainings (`paperfeed retrain --enqueue`, the clock) "
+    "and co-reading rebuilds."
+)
 RESTART_S = 5.0  # pause before a new worker replaces one that quit on a Redis error
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     conn = jobs.connect_queue(settings)
     while True:
         try:  # RQ's worker reads Redis when it is made, starts and tears down
-            worker = _Worker([jobs.train_queue(conn, settings)], connection=conn)
+            # co-reading rebuilds are short and frequent: taken before any waiting training
+            queues = [jobs.coread_queue(conn, settings), jobs.train_queue(conn, settings)]
+            worker = _Worker(queues, connection=conn)
             worker.work(burst=args.burst, with_scheduler=False, logging_level=settings.log_level)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("worker: Redis unreachable (%s)", type(exc).__name__)
