@@ -139,18 +139,21 @@ def rank_trending(
     ids, values : ndarray (q, n)
         As :func:`top_n`; papers nobody read are never returned.
     """
-    trending = np.asarray(trending, dtype=np.float32)
+    # float64: after hours without a reader, short half-lives leave scores below float32's range
+    trending = np.asarray(trending, dtype=np.float64)
     q = 0 if exclude is None else exclude.shape[0]
     # Only the best n + max(excluded per user) papers can appear: rank those, not all.
     longest = 0 if exclude is None or q == 0 else int(np.diff(exclude.indptr).max())
     keep = min(len(trending), n + longest)
-    head = top_n(np.where(trending > 0, trending, NEG_INF)[None, :], keep)[0][0]
+    head = top_n(np.where(trending > 0, trending, -np.inf)[None, :], keep)[0][0]
     head = head[head >= 0]
+    if len(head) == 0:  # nobody read anything
+        return np.full((q, n), -1, np.int64), np.full((q, n), NEG_INF, np.float32)
     scores = np.broadcast_to(trending[head], (q, len(head))).copy()
     if exclude is not None and exclude.nnz:
-        scores[exclude[:, head].toarray() != 0] = NEG_INF
+        scores[exclude[:, head].toarray() != 0] = -np.inf
     ids, values = top_n(scores, n)
-    return np.where(ids >= 0, head[ids.clip(0)], -1), values
+    return np.where(ids >= 0, head[ids.clip(0)], -1), values.astype(np.float32)
 
 
 def affinity(

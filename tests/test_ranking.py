@@ -130,6 +130,15 @@ def test_top_n_pads_and_breaks_ties_by_index():
     assert values[0, :3].tolist() == [3, 3, 1]
 
 
+def test_rank_trending_orders_vanishing_scores_and_returns_nothing_when_nobody_read():
+    # a 3-minute half-life after a 7-hour gap in the log: scores far below float32's range
+    tiny = np.array([3e-60, 0.0, 1e-60, 2e-60])
+    ids, _ = ranking.rank_trending(tiny, csr_matrix((2, 4)), 3)
+    assert ids.tolist() == [[0, 3, 2]] * 2
+    ids, values = ranking.rank_trending(np.zeros(4), csr_matrix((2, 4)), 3)
+    assert (ids == -1).all() and ids.shape == (2, 3) and np.isneginf(values).all()
+
+
 def test_rank_trending_excludes_per_user_and_skips_unread():
     trend = np.array([0.0, 5, 4, 3, 2])
     exclude = csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 0, 0, 0, 0]], np.float32))
