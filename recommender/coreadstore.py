@@ -219,7 +219,9 @@ def publish(redis: redis_lib.Redis, keys: Keys, live: LiveTable, now: float | No
     write_arrays(raw, keys.coread(version), arrays, extra={_META: json.dumps(meta)})
     raw.zadd(keys.coread_versions(), {version: now})
     raw.set(keys.coread_active(), version)
-    for old in raw.zrevrange(keys.coread_versions(), KEEP, -1):
+    # the newest KEEP by build time stay; ties (one ``now`` for two builds) never drop this one
+    others = [v for v in raw.zrevrange(keys.coread_versions(), 0, -1) if v.decode() != version]
+    for old in others[KEEP - 1 :]:
         raw.delete(keys.coread(old.decode()))
         raw.zrem(keys.coread_versions(), old)
     return version

@@ -140,6 +140,20 @@ def test_versions_are_published_whole_and_two_are_kept(
     assert coreadstore.active_version(redis_client, keys) is None
 
 
+def test_builds_of_one_instant_never_drop_the_active_version(
+    client: Any, redis_client: Any, settings: Settings, keys: Keys
+) -> None:
+    now = time.time()
+    community(client, now)
+    # ten builds with one score: without the guard, each later one survives its own pruning
+    # with odds 2/3 (versions tie-break by their random suffix), all ten with odds under 4 %
+    for _ in range(10):
+        version = coreadstore.refresh(redis_client, keys, settings, now=now)["version"]
+        assert coreadstore.active_version(redis_client, keys) == version
+        assert coreadstore.load(redis_client, keys, version).version == version
+    assert redis_client.zcard(keys.coread_versions()) == coreadstore.KEEP
+
+
 def test_rebuilds_are_single_flight(redis_client: Any, settings: Settings, keys: Keys) -> None:
     lock = redis_client.lock(keys.coread_lock(), timeout=30, blocking=False)
     assert lock.acquire()
