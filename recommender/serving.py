@@ -397,8 +397,9 @@ class Recommender:
         found = cols >= 0
         lift_hot = np.where(found, lift[cols.clip(0)], 0.0).astype(np.float32)
         paper = np.where(found, because[cols.clip(0)], -1)
-        names = [live.row_ids[r].decode() if r >= 0 else None for r in paper.tolist()]
-        return lift_hot, names
+        distinct, at = np.unique(paper, return_inverse=True)  # a few of the user's papers
+        decoded = [live.row_ids[r].decode() if r >= 0 else None for r in distinct.tolist()]
+        return lift_hot, [decoded[i] for i in at.reshape(-1).tolist()]
 
     def _live_columns(self, live: LiveTable, hot_ids: list[str]) -> NDArray[np.int64]:
         """Columns of the trending list in the table, cached while both stay the same."""

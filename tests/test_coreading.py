@@ -92,6 +92,10 @@ def test_the_batch_and_one_user_forms_agree_and_name_the_strongest_paper(case) -
         lift, because = coreading.one_user(table, papers, len(papers), kappa, norm)
         np.testing.assert_allclose(lift, batch[row], rtol=1e-5, atol=1e-6)
         terms = table.terms(papers, kappa) if len(papers) else None
+        if terms is not None:  # the gather from the CSR arrays is the scipy form, row by row
+            sub = table.counts[papers[::-1]]
+            slow = table.lift(sub, kappa).toarray() + table.offset(sub, kappa)[:, None]
+            np.testing.assert_allclose(table.terms(papers[::-1], kappa), slow, rtol=1e-6, atol=1e-6)
         for col in range(recent.shape[1]):
             if because[col] < 0:
                 assert terms is None or terms[:, col].max() <= 0
