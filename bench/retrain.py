@@ -20,6 +20,7 @@ import time
 import uuid
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -164,16 +165,42 @@ def delete_prefix(redis, prefix: str) -> None:
         redis.unlink(*batch)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def synthetic_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that shape the synthetic log and say where it goes."""
     parser.add_argument("--events", type=float, default=1e6)
     parser.add_argument("--users", type=int, help="default: events / 20")
     parser.add_argument("--papers", type=int, help="default: events / 100")
     parser.add_argument("--days", type=float, default=90.0, help="span of the synthetic log")
-    parser.add_argument("--factors", type=int, default=64)
-    parser.add_argument("--iterations", type=int, default=15)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+
+
+def synthetic_run(
+    args: argparse.Namespace, **settings: Any
+) -> tuple[int, int, int, Settings, Keys]:
+    """Sizes (events, users, papers; the last two default to events / 20 and / 100) and the
+    settings and keys of a throwaway prefix for one run of a benchmark on the synthetic log."""
+    n = int(args.events)
+    users = args.users or max(n // 20, 10)
+    papers = args.papers or max(n // 100, 10)
+    prefix = f"pfbench-{uuid.uuid4().hex[:8]}"
+    config = Settings.from_env(
+        {},
+        redis_url=args.redis_url,
+        key_prefix=prefix,
+        stream_partitions=args.partitions,
+        redis_timeout_s=120.0,
+        retention_days=args.days + 30,
+        **settings,
+    )
+    return n, users, papers, config, Keys(prefix, args.partitions)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    synthetic_arguments(parser)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=15)
     parser.add_argument(
         "--first-compaction-only",
         action="store_true",
@@ -183,21 +210,10 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
 
-    n = int(args.events)
-    users = args.users or max(n // 20, 10)
-    papers = args.papers or max(n // 100, 10)
-    prefix = f"pfbench-{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env(
-        {},
-        redis_url=args.redis_url,
-        key_prefix=prefix,
-        stream_partitions=args.partitions,
-        als_factors=args.factors,
-        als_iterations=args.iterations,
-        redis_timeout_s=120.0,
-        retention_days=args.days + 30,
+    n, users, papers, settings, keys = synthetic_run(
+        args, als_factors=args.factors, als_iterations=args.iterations
     )
-    keys = Keys(prefix, args.partitions)
+    prefix = settings.key_prefix
     redis = connect(args.redis_url, timeout_s=120.0)
     rng = np.random.default_rng(0)
     now = time.time()

@@ -27,7 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recommender import modelstore, users
+from scipy.sparse import csr_matrix
+
+from recommender import coreading, coreadstore, modelstore, users
 from recommender.als import TrainParams
 from recommender.keys import Keys
 from recommender.redisconn import connect
@@ -98,12 +100,43 @@ def setup(args: argparse.Namespace, settings: Settings) -> list[str]:
         meta={"params": TrainParams(factors=factors).as_dict(), "trained_at": trained_at},
     )
     modelstore.store(redis, keys, model, activate=True, keep=2)
+    if args.coread_entries:
+        publish_coread(redis, keys, rng, args.papers, hot[: coreadstore.LIVE], args.coread_entries)
     redis.close()
     return tokens
 
 
+def publish_coread(
+    redis, keys: Keys, rng: np.random.Generator, papers: int, live: np.ndarray, entries: int
+) -> None:
+    """A synthetic co-reading table: ``entries`` random (paper, live paper) counts."""
+    rows = rng.integers(0, papers, entries)
+    cols = rng.integers(0, len(live), entries)
+    counts = csr_matrix(
+        (rng.exponential(1.0, entries).astype(np.float32) + 0.01, (rows, cols)),
+        shape=(papers, len(live)),
+    )
+    counts.sum_duplicates()
+    ids = np.array([paper_id(p) for p in range(papers)], dtype="S")
+    order = np.argsort(ids, kind="stable")
+    share = np.asarray(counts.sum(axis=0), dtype=np.float64).reshape(-1)
+    table = coreadstore.LiveTable(
+        row_ids=ids[order],
+        live_ids=np.array([paper_id(int(p)) for p in live], dtype="S"),
+        table=coreading.Table(counts=counts[order], share=share / share.sum()),
+        meta={"built_at": time.time(), "nnz": int(counts.nnz), "synthetic": True},
+    )
+    coreadstore.publish(redis, keys, table)
+
+
 def worker(
-    settings: Settings, tokens: list[str], threads: int, seconds: float, limit: int, out: mp.Queue
+    settings: Settings,
+    tokens: list[str],
+    threads: int,
+    seconds: float,
+    limit: int,
+    coread: bool,
+    out: mp.Queue,
 ) -> None:
     from server.app import create_app
 
@@ -115,6 +148,7 @@ def worker(
     assert warm.status_code == 200, warm.get_data(as_text=True)
     assert warm.get_json()["model_version"], "the model did not load"
     recommender = app.extensions["paperfeed"].extras["recommender"]
+    assert (recommender.coread_table() is not None) == coread, "the co-reading table"
     began = time.perf_counter()
     indexed = recommender.wants_index(recommender.snapshot().model)
     while indexed and recommender.snapshot().index is None:
@@ -171,6 +205,12 @@ def main() -> int:
         default=0.1,
         help="PAPERFEED_PERSONAL_SCAN_FRACTION (1: exact personal candidates, no index)",
     )
+    parser.add_argument(
+        "--coread-entries",
+        type=int,
+        default=5_000_000,
+        help="entries of the synthetic co-reading table (0: none)",
+    )
     args = parser.parse_args()
 
     prefix = f"pfbench-{uuid.uuid4().hex[:8]}"
@@ -201,6 +241,7 @@ def main() -> int:
                     args.threads,
                     args.seconds,
                     args.limit,
+                    args.coread_entries > 0,
                     out,
                 ),
             )
@@ -219,6 +260,8 @@ def main() -> int:
     if args.scan_fraction < 1:
         waits = ", ".join(f"{i:.1f}" for _, _, i in results)
         print(f"index built in the background of each process in {waits} s (before the clock)")
+    if args.coread_entries:
+        print(f"co-reading table of {args.coread_entries:,} entries over 500 live papers")
     print(
         f"{len(latencies):,} requests in {args.seconds:.0f}s "
         f"({len(latencies) / args.seconds:.0f}/s) by {args.processes} processes x "
