@@ -10,6 +10,9 @@ live product sees it:
 - fold-in follows every event: users with events since the last training get a vector solved
   from their whole (decayed) history, and papers first seen since training get one solved from
   their readers, so a paper that starts trending today can be recommended today.
+- the co-reading table is built at every slot from the reads before it with the functions of
+  :mod:`recommender.coreading` the worker uses (:mod:`recommender.coreadstore`): the hottest
+  papers at the slot, their recent readers and those readers' histories.
 
 Protocols (``split="time"``):
 
@@ -731,6 +734,9 @@ def plot(result: Result, path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    # the day labels are ISO dates; matplotlib logs a line per axis call saying so
+    logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
 
     k = result.config.k
     days = sorted(result.days)
