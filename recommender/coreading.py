@@ -68,19 +68,15 @@ class Table:
 
     def lift(self, rows: csr_matrix, kappa: float) -> csr_matrix:
         """``log(1 + C / (kappa * share))`` over ``rows`` (a row slice of :attr:`counts`)."""
-        if kappa <= 0:
-            raise ValueError("kappa must be > 0")
         out = csr_matrix(rows, dtype=np.float64, copy=True)
-        scale = kappa * np.maximum(self.share, np.finfo(np.float64).tiny)
-        out.data = np.log1p(out.data / scale[out.indices])
+        out.data = _entry_lift(out.data, self.share[out.indices], kappa)
         return out
 
     @staticmethod
     def offset(rows: csr_matrix, kappa: float) -> NDArray[np.float64]:
         """``log(kappa / (A + kappa))`` of each of ``rows``: the part of a row's term that is
         the same for every live paper (<= 0; 0 for a paper nobody recently co-read)."""
-        reach = np.asarray(rows.sum(axis=1), dtype=np.float64).reshape(-1)
-        return np.log(kappa / (reach + kappa))
+        return _row_offset(np.asarray(rows.sum(axis=1), dtype=np.float64).reshape(-1), kappa)
 
     def terms(self, rows: NDArray[np.int64], kappa: float) -> NDArray[np.float64]:
         """The full terms ``(len(rows), m)`` of the given rows (dense: a user's history).
@@ -89,8 +85,6 @@ class Table:
         straight from the CSR arrays: a request computes it for its user, and scipy's row
         slicing and conversions cost more than the arithmetic at this size.
         """
-        if kappa <= 0:
-            raise ValueError("kappa must be > 0")
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         starts = self.counts.indptr[rows].astype(np.int64)
         lengths = self.counts.indptr[rows + 1] - starts
@@ -99,11 +93,23 @@ class Table:
         pos = np.arange(len(at)) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
         cols = self.counts.indices[pos]
         values = self.counts.data[pos].astype(np.float64)
-        scale = kappa * np.maximum(self.share[cols], np.finfo(np.float64).tiny)
-        out[at, cols] = np.log1p(values / scale)
-        reach = np.bincount(at, weights=values, minlength=len(rows))
-        out += np.log(kappa / (reach + kappa))[:, None]
+        out[at, cols] = _entry_lift(values, self.share[cols], kappa)
+        out += _row_offset(np.bincount(at, weights=values, minlength=len(rows)), kappa)[:, None]
         return out
+
+
+def _entry_lift(
+    values: NDArray[np.float64], share: NDArray[np.float64], kappa: float
+) -> NDArray[np.float64]:
+    """``log(1 + C / (kappa * share))`` of stored entries, ``share`` that of each entry's column."""
+    if kappa <= 0:
+        raise ValueError("kappa must be > 0")
+    return np.log1p(values / (kappa * np.maximum(share, np.finfo(np.float64).tiny)))
+
+
+def _row_offset(reach: NDArray[np.float64], kappa: float) -> NDArray[np.float64]:
+    """``log(kappa / (A + kappa))`` of rows whose recent co-reads sum to ``reach`` (``A``)."""
+    return np.log(kappa / (reach + kappa))
 
 
 def recent_weights(ts: ArrayLike, now: float, half_life_s: float) -> NDArray[np.float64]:
