@@ -15,7 +15,6 @@ one request's lift (``coreading.one_user`` over a reader's latest papers, median
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 import time
@@ -29,22 +28,21 @@ from bench.retrain import (
     DAY,
     delete_prefix,
     generate,
+    paper_id,
+    rss_mb,
     synthetic_arguments,
     synthetic_run,
     write_streams,
 )
 from recommender import compaction, coreading, coreadstore
 from recommender.keys import Keys
+from recommender.matrix import DISMISS
 from recommender.redisconn import connect
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def fill_trending(redis, keys: Keys, data: dict[str, np.ndarray], now: float, half_s: float):
     """The main window as ingestion leaves it: decayed distinct readers per paper (epoch now)."""
-    read = data["kind"] != 2
+    read = data["kind"] != DISMISS
     pair = data["user"][read] * (int(data["item"].max()) + 1) + data["item"][read]
     _, first = np.unique(pair, return_index=True)
     items, ts = data["item"][read][first], data["ts"][read][first]
@@ -53,7 +51,7 @@ def fill_trending(redis, keys: Keys, data: dict[str, np.ndarray], now: float, ha
     pipe = redis.pipeline(transaction=False)
     pipe.zadd(
         keys.trending(),
-        {f"arxiv:{2300 + p // 90000}.{10000 + p % 90000}": float(score[p]) for p in hot.tolist()},
+        {paper_id(p): float(score[p]) for p in hot.tolist()},
     )
     pipe.set(keys.trending_epoch(), repr(now))
     pipe.execute()

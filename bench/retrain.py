@@ -36,6 +36,11 @@ DAY = 86400
 KINDS = np.array(["open", "click", "dismiss"])
 
 
+def paper_id(p: int) -> str:
+    """The synthetic paper ``p``'s canonical id."""
+    return f"arxiv:{2300 + p // 90000}.{10000 + p % 90000}"
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -92,7 +97,7 @@ def write_streams(
                     "u": user_ids[u],
                     "e": f"{offset + i:032x}",
                     "k": KINDS[k],
-                    "p": f"arxiv:{2300 + p // 90000}.{10000 + p % 90000}",
+                    "p": paper_id(p),
                     "ts": t,
                     "s": "arxiv.org",
                 },

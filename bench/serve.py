@@ -24,21 +24,17 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scipy.sparse import csr_matrix
-
+from bench.retrain import paper_id
 from recommender import coreading, coreadstore, modelstore, users
 from recommender.als import TrainParams
 from recommender.keys import Keys
 from recommender.redisconn import connect
 from recommender.settings import Settings
 from recommender.store import Event, EventStore
-
-
-def paper_id(p: int) -> str:
-    return f"arxiv:{2300 + p // 90000}.{10000 + p % 90000}"
 
 
 def setup(args: argparse.Namespace, settings: Settings) -> list[str]:
@@ -261,7 +257,10 @@ def main() -> int:
         waits = ", ".join(f"{i:.1f}" for _, _, i in results)
         print(f"index built in the background of each process in {waits} s (before the clock)")
     if args.coread_entries:
-        print(f"co-reading table of {args.coread_entries:,} entries over 500 live papers")
+        print(
+            f"co-reading table of {args.coread_entries:,} entries over "
+            f"{coreadstore.LIVE} live papers"
+        )
     print(
         f"{len(latencies):,} requests in {args.seconds:.0f}s "
         f"({len(latencies) / args.seconds:.0f}/s) by {args.processes} processes x "
