@@ -28,6 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 
+from recommender import ranking
+
 # Below this many papers an exact scan costs about a millisecond: no index.
 MIN_ITEMS = 50_000
 _ASSIGN_BLOCK = 16_384
@@ -144,7 +146,7 @@ def search(
         scores.append(item_factors[extra] @ v)
     all_codes = np.concatenate(codes) if codes else np.zeros(0, np.int64)
     all_scores = np.concatenate(scores) if scores else np.zeros(0, np.float32)
-    keep = ~np.isin(all_codes, excluded)
+    keep = ~ranking.member(all_codes, np.unique(np.asarray(excluded, np.int64)))
     all_codes, all_scores = all_codes[keep], all_scores[keep]
     n = min(k, len(all_codes))
     if n == 0:

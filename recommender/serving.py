@@ -42,7 +42,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import redis as redis_lib
@@ -227,6 +227,22 @@ class PersonalCache:
                 self._entries.popitem(last=False)
 
 
+class CoreadTerms(NamedTuple):
+    """One user's co-reading terms, aligned with the trending list of their request."""
+
+    lift: NDArray[np.float32]
+    """The lift towards each trending paper (0 off the table's live papers)."""
+    because: NDArray[np.int64]
+    """The table's row of the user's paper with the largest term for each (-1: none)."""
+    row_ids: NDArray[np.bytes_]
+    """The table's paper ids, by row."""
+
+    def paper(self, i: int) -> str | None:
+        """The id of the user's paper behind the lift towards trending paper ``i``."""
+        row = int(self.because[i])
+        return self.row_ids[row].decode() if row >= 0 else None
+
+
 class Recommender:
     """Per-process serving state (thread-safe; requests never block on a model load).
 
@@ -379,7 +395,7 @@ class Recommender:
 
     def _coread_for(
         self, live: LiveTable | None, seen: dict[str, float], hot_ids: list[str]
-    ) -> tuple[NDArray[np.float32], list[str | None]] | None:
+    ) -> CoreadTerms | None:
         """The user's co-reading lift towards each trending paper, and the paper of theirs
         behind it; None without a table, or when no paper of theirs has a row in it."""
         if live is None or not seen or not hot_ids:
@@ -395,11 +411,11 @@ class Recommender:
         )
         cols = self._live_columns(live, hot_ids)
         found = cols >= 0
-        lift_hot = np.where(found, lift[cols.clip(0)], 0.0).astype(np.float32)
-        paper = np.where(found, because[cols.clip(0)], -1)
-        distinct, at = np.unique(paper, return_inverse=True)  # a few of the user's papers
-        decoded = [live.row_ids[r].decode() if r >= 0 else None for r in distinct.tolist()]
-        return lift_hot, [decoded[i] for i in at.reshape(-1).tolist()]
+        return CoreadTerms(
+            lift=np.where(found, lift[cols.clip(0)], 0.0).astype(np.float32),
+            because=np.where(found, because[cols.clip(0)], -1),
+            row_ids=live.row_ids,
+        )
 
     def _live_columns(self, live: LiveTable, hot_ids: list[str]) -> NDArray[np.int64]:
         """Columns of the trending list in the table, cached while both stay the same."""
@@ -470,10 +486,8 @@ class Recommender:
         seen_rows, dismissed_rows, trend_rows, epoch = pipe.execute()
         seen, dismissed = dict(seen_rows), dict(dismissed_rows)
         epoch = float(epoch) if epoch else trending.DEFAULT_EPOCH
-        hot_ids = [pid for pid, _ in trend_rows]
-        hot = trending.to_now(
-            [s for _, s in trend_rows], now, epoch, self.settings.trending_half_life_s
-        )
+        hot_ids, raw = map(list, zip(*trend_rows, strict=True)) if trend_rows else ([], [])
+        hot = trending.to_now(raw, now, epoch, self.settings.trending_half_life_s)
 
         picked: list[tuple[str, float, str | None]]  # (paper, score, because paper)
         vector = None if snap is None else snap.user_vector(user_id, seen, dismissed, now)
@@ -484,16 +498,15 @@ class Recommender:
             picked = self._blend(
                 user_id, snap, vector, len(seen), hot_ids, hot, seen, dismissed, limit, coread
             )
-        papers = self.store.papers(
-            [p for p, _, _ in picked] + [b for _, _, b in picked if b is not None]
-        )
-        by_id = {p["id"]: p for p in papers if p}
+        # a reason names a paper of the user's (never one of the list): its title is enough
+        named = list(dict.fromkeys(b for _, _, b in picked if b is not None))
+        papers, titles = self.store.papers_and_titles([p for p, _, _ in picked], named)
         items = []
-        for paper_id, score, because in picked:
-            paper = by_id.get(paper_id) or {"id": paper_id}
-            title = (by_id.get(because) or {}).get("title") if because else None
-            reason = f"because you read {title or because}" if because else "trending now"
-            items.append({"paper": paper, "score": score, "reason": reason})
+        for (paper_id, score, because), paper in zip(picked, papers, strict=True):
+            reason = (
+                f"because you read {titles.get(because, because)}" if because else "trending now"
+            )
+            items.append({"paper": paper or {"id": paper_id}, "score": score, "reason": reason})
         return {
             "items": items,
             "personalised": vector is not None or coread is not None,
@@ -507,7 +520,7 @@ class Recommender:
         seen: dict[str, float],
         dismissed: dict[str, float],
         limit: int,
-        coread: tuple[NDArray[np.float32], list[str | None]] | None = None,
+        coread: CoreadTerms | None = None,
     ) -> list[tuple[str, float, str | None]]:
         """No model yet: trending, lifted by co-reading where there is a table."""
         out = self._hot_without_rows(hot_ids, hot, np.arange(len(hot_ids)), seen, dismissed, coread)
@@ -521,19 +534,19 @@ class Recommender:
         positions: NDArray[np.int64],
         seen: dict[str, float],
         dismissed: dict[str, float],
-        coread: tuple[NDArray[np.float32], list[str | None]] | None,
+        coread: CoreadTerms | None,
     ) -> list[tuple[str, float, str | None]]:
         """Trending papers at ``positions`` scored as the blend scores a paper without factors:
         ``log(offset + readers)`` plus the weighted co-reading lift."""
         momentum = ranking.momentum(hot[positions], self.blend)
         lift = np.zeros(len(positions), np.float32)
         if coread is not None:
-            lift = np.float32(self.blend.coread_weight) * coread[0][positions]
+            lift = np.float32(self.blend.coread_weight) * coread.lift[positions]
         out = []
         for i, m, up in zip(positions.tolist(), momentum.tolist(), lift.tolist(), strict=True):
             pid = hot_ids[i]
             if hot[i] > 0 and pid not in seen and pid not in dismissed:
-                because = coread[1][i] if (coread is not None and up > 0) else None
+                because = coread.paper(i) if (coread is not None and up > 0) else None
                 out.append((pid, float(np.float32(m) + np.float32(up)), because))
         return out
 
@@ -548,7 +561,7 @@ class Recommender:
         seen: dict[str, float],
         dismissed: dict[str, float],
         limit: int,
-        coread: tuple[NDArray[np.float32], list[str | None]] | None = None,
+        coread: CoreadTerms | None = None,
     ) -> list[tuple[str, float, str | None]]:
         hot_codes = self._hot_codes(snap, hot_ids)
         known = hot_codes >= 0
@@ -574,7 +587,6 @@ class Recommender:
                     scan_fraction=self.settings.personal_scan_fraction,
                 )
                 self._personal_cache.put(user_id, snap, signature, personal)
-        known_pos = np.flatnonzero(known)
         codes, scores, als_term, coread_term = blend_candidates(
             snap,
             vector,
@@ -585,21 +597,20 @@ class Recommender:
             limit,
             params,
             personal,
-            None if coread is None else coread[0][known],
+            None if coread is None else coread.lift[known],
         )
         explain = _explainer(snap, seen_codes[seen_codes >= 0]) if (als_term > 0).any() else None
-        # the paper of the user's behind each trending paper's co-reading lift, by model code
-        coread_because = {}
-        if coread is not None:
-            names = [coread[1][i] for i in known_pos.tolist()]
-            coread_because = dict(zip(hot_codes[known].tolist(), names, strict=True))
+        # where in the trending list each paper that co-reading explains is (its lift's place)
+        by_coread = (coread_term > 0) & (coread_term >= als_term)
+        at, place = np.nonzero(codes[by_coread][:, None] == hot_codes[None, :])
+        coread_place = dict(zip(codes[by_coread][at].tolist(), place.tolist(), strict=True))
         out = []
         for code, score, a, c in zip(
             codes.tolist(), scores.tolist(), als_term.tolist(), coread_term.tolist(), strict=True
         ):
             because = None
             if c > 0 and c >= a:
-                because = coread_because.get(code)
+                because = coread.paper(coread_place[code]) if code in coread_place else None
             elif a > 0 and explain is not None:
                 found = explain(code)
                 because = None if found is None else snap.item_ids[found].decode()
@@ -608,9 +619,9 @@ class Recommender:
         outside = np.flatnonzero(~known)
         chosen = outside[outside < k]
         if coread is not None and params.coread_k:
-            lift = coread[0][outside]
+            lift = coread.lift[outside]
             best = outside[np.argsort(-lift, kind="stable")[: params.coread_k]]
-            chosen = np.union1d(chosen, best[coread[0][best] > 0])
+            chosen = np.union1d(chosen, best[coread.lift[best] > 0])
         out += self._hot_without_rows(hot_ids, hot, chosen, seen, dismissed, coread)
         out.sort(key=lambda entry: -entry[1])
         return out[:limit]
@@ -667,12 +678,13 @@ def blend_candidates(
                 personal = personal_top(snap, vector, excluded, params.personal_k)
             candidates.append(personal)
     use_coread = coread is not None and params.coread_weight > 0
+    excluded = np.unique(excluded)
     if use_coread and params.coread_k:
-        mine = np.where(np.isin(hot_codes, excluded), 0.0, coread)
+        mine = np.where(ranking.member(hot_codes, excluded), 0.0, coread)
         best = np.lexsort((hot_codes, -mine))[: params.coread_k]
         candidates.append(hot_codes[best[mine[best] > 0]])
     codes = np.unique(np.concatenate(candidates).astype(np.int64))
-    codes = codes[~np.isin(codes, excluded)]
+    codes = codes[~ranking.member(codes, excluded)]
     order = np.argsort(hot_codes, kind="stable")
     pos = np.searchsorted(hot_codes, codes, sorter=order).clip(0, max(len(hot_codes) - 1, 0))
     in_hot = (len(hot_codes) > 0) & (hot_codes[order[pos]] == codes)

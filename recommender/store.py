@@ -1072,20 +1072,37 @@ class EventStore:
         return removed
 
     # -- reading ------------------------------------------------------------------------
-    def _raw_papers(self, paper_ids: Sequence[str]) -> list[dict[str, str]]:
-        """The catalogue hashes of ``paper_ids`` as stored (empty where unknown), in one round
-        trip."""
+    def _raw_papers(
+        self, paper_ids: Sequence[str], title_ids: Sequence[str] = ()
+    ) -> list[dict[str, str]]:
+        """The catalogue hashes of ``paper_ids`` as stored (empty where unknown), then the
+        stored title (or ``None``) of each of ``title_ids``, in one round trip."""
+        if not paper_ids and not title_ids:
+            return []
         pipe = self.redis.pipeline(transaction=False)
         for pid in paper_ids:
             pipe.hgetall(self.keys.paper(pid))
-        return pipe.execute() if paper_ids else []
+        for pid in title_ids:
+            pipe.hget(self.keys.paper(pid), "title")
+        return pipe.execute()
 
     def papers(self, paper_ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """Catalogue entries for ``paper_ids`` (``None`` where unknown), in one round trip."""
-        raws = self._raw_papers(paper_ids)
-        return [
-            _paper_view(pid, raw) if raw else None for pid, raw in zip(paper_ids, raws, strict=True)
+        return self.papers_and_titles(paper_ids, ())[0]
+
+    def papers_and_titles(
+        self, paper_ids: Sequence[str], title_ids: Sequence[str]
+    ) -> tuple[list[dict[str, Any] | None], dict[str, str]]:
+        """Catalogue entries for ``paper_ids`` (``None`` where unknown) and the titles of
+        ``title_ids`` (papers only named, as in a reason; those without one are left out), in
+        one round trip."""
+        replies = self._raw_papers(paper_ids, title_ids)
+        entries = [
+            _paper_view(pid, raw) if raw else None
+            for pid, raw in zip(paper_ids, replies[: len(paper_ids)], strict=True)
         ]
+        titles = zip(title_ids, replies[len(paper_ids) :], strict=True)
+        return entries, {pid: title for pid, title in titles if title}
 
     def paper(self, paper_id: str) -> dict[str, Any] | None:
         return self.papers([paper_id])[0]

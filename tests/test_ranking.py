@@ -161,3 +161,13 @@ def test_rank_personal_skips_papers_without_factors_and_exclusions():
 def test_personal_weight_grows_with_history():
     w = ranking.personal_weights([0, 1, 5, 100], BlendParams(personal_weight=2, history_half=5))
     assert w[0] == 0 and np.all(np.diff(w) > 0) and w[-1] < 2
+
+
+@given(
+    st.lists(st.integers(-5, 60), max_size=40),
+    st.lists(st.integers(-5, 60), max_size=20),
+)
+def test_member_is_isin_against_a_sorted_set(values, members):
+    values = np.array(values, dtype=np.int64)
+    sorted_set = np.unique(np.array(members, dtype=np.int64))
+    assert np.array_equal(ranking.member(values, sorted_set), np.isin(values, sorted_set))
