@@ -27,7 +27,10 @@ folding users in. Requests read ``self._snapshot`` once and use only that object
   (:func:`recommender.coreading.one_user`), with no model needed, so it personalises a user
   (and a new deployment) before the first training.
 - **Blend**: :func:`recommender.ranking.trending_for_you` over the snapshot's papers, with the
-  decayed trending scores of the ``trending_fetch`` hottest papers and the co-reading lift.
+  decayed trending scores of the ``TRENDING_FETCH`` hottest papers and the co-reading lift. The
+  list of those papers is read from Redis at most every ``trending_reuse_s`` per process (1 s by
+  default; 500 scores read, sent and parsed for every request were a large share of the work
+  of Redis and of the web process), and each request decays the scores to its own time.
   Trending papers the model has no row for enter with their trending score plus their lift
   (what the blend gives a paper without factors) and are merged in.
 
@@ -243,6 +246,21 @@ class CoreadTerms(NamedTuple):
         return self.row_ids[row].decode() if row >= 0 else None
 
 
+class TrendingList(NamedTuple):
+    """The ``TRENDING_FETCH`` hottest papers as read from Redis, reused until ``until``."""
+
+    ids: list[str]
+    raw: list[float]
+    """Scores relative to ``epoch`` (:mod:`recommender.trending`), decayed per request."""
+    epoch: float
+    until: float
+
+    @classmethod
+    def parse(cls, rows: list[tuple[str, float]], epoch: str | None, until: float) -> TrendingList:
+        ids, raw = map(list, zip(*rows, strict=True)) if rows else ([], [])
+        return cls(ids, raw, float(epoch) if epoch else trending.DEFAULT_EPOCH, until)
+
+
 class Recommender:
     """Per-process serving state (thread-safe; requests never block on a model load).
 
@@ -286,6 +304,7 @@ class Recommender:
         self._coread_retry_at = float("-inf")
         self._coread_loading = threading.Lock()
         self._columns_cache: tuple[str, list[str], NDArray[np.int64]] | None = None
+        self._trending_list: TrendingList | None = None
 
     # -- the model ----------------------------------------------------------------------------
     def snapshot(self) -> Snapshot | None:
@@ -481,13 +500,20 @@ class Recommender:
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrange(k.user_seen(user_id), 0, -1, withscores=True)
         pipe.zrange(k.user_dismissed(user_id), 0, -1, withscores=True)
-        pipe.zrevrange(k.trending(), 0, TRENDING_FETCH - 1, withscores=True)
-        pipe.get(k.trending_epoch())
-        seen_rows, dismissed_rows, trend_rows, epoch = pipe.execute()
-        seen, dismissed = dict(seen_rows), dict(dismissed_rows)
-        epoch = float(epoch) if epoch else trending.DEFAULT_EPOCH
-        hot_ids, raw = map(list, zip(*trend_rows, strict=True)) if trend_rows else ([], [])
-        hot = trending.to_now(raw, now, epoch, self.settings.trending_half_life_s)
+        listed = self._trending_list
+        reuse = listed is not None and self.clock() < listed.until
+        if not reuse:
+            pipe.zrevrange(k.trending(), 0, TRENDING_FETCH - 1, withscores=True)
+            pipe.get(k.trending_epoch())
+        replies = pipe.execute()
+        seen, dismissed = dict(replies[0]), dict(replies[1])
+        if not reuse:
+            listed = TrendingList.parse(
+                replies[2], replies[3], self.clock() + self.settings.trending_reuse_s
+            )
+            self._trending_list = listed
+        hot_ids = listed.ids
+        hot = trending.to_now(listed.raw, now, listed.epoch, self.settings.trending_half_life_s)
 
         picked: list[tuple[str, float, str | None]]  # (paper, score, because paper)
         vector = None if snap is None else snap.user_vector(user_id, seen, dismissed, now)

@@ -156,6 +156,12 @@ class Settings:
     model_poll_s: float = _env_field(
         "PAPERFEED_MODEL_POLL_S", 1.0, "How often web workers check for a newly activated model."
     )
+    trending_reuse_s: float = _env_field(
+        "PAPERFEED_TRENDING_REUSE_S",
+        1.0,
+        "How long a web process reuses the trending list it blends into recommendations, "
+        "seconds (0: read it for every request).",
+    )
     fresh_items_refresh_s: float = _env_field(
         "PAPERFEED_FRESH_ITEMS_REFRESH_S",
         600.0,
@@ -221,6 +227,7 @@ class Settings:
                 "trending half-lives must satisfy 0 < DAY < WEEK",
             ),
             (self.trending_view_ttl_s >= 0, "PAPERFEED_TRENDING_VIEW_TTL_S must be >= 0"),
+            (self.trending_reuse_s >= 0, "PAPERFEED_TRENDING_REUSE_S must be >= 0"),
             (self.coread_half_life_h > 0, "PAPERFEED_COREAD_HALF_LIFE_H must be > 0"),
             (self.coread_refresh_s >= 10, "PAPERFEED_COREAD_REFRESH_S must be >= 10"),
             (self.max_body_bytes >= 1024, "PAPERFEED_MAX_BODY_BYTES must be >= 1024"),

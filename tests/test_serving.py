@@ -99,6 +99,29 @@ def test_cold_start_is_trending(
     assert out["items"][0]["paper"]["id"] not in {i["paper"]["id"] for i in again["items"]}
 
 
+@pytest.mark.parametrize("reuse_s", [1.0, 0.0])
+def test_the_trending_list_is_reread_after_trending_reuse_s(
+    redis_client: Any, serve_settings: Settings, store: EventStore, reuse_s: float
+) -> None:
+    now = time.time()
+    fill(store, now, users=10)
+    clock = [0.0]
+    settings = dataclasses.replace(serve_settings, trending_reuse_s=reuse_s)
+    rec = make(redis_client, settings, store, clock=lambda: clock[0])
+    before = [i["paper"]["id"] for i in rec.recommend("nobody", 5)["items"]]
+    for u in range(12):  # a paper nobody had read becomes the hottest of all
+        read(store, f"fan{u}", [99], now)
+    clock[0] = 0.5
+    during = [i["paper"]["id"] for i in rec.recommend("nobody", 5)["items"]]
+    clock[0] = 1.0
+    after = [i["paper"]["id"] for i in rec.recommend("nobody", 5)["items"]]
+    assert paper(99) not in before and after[0] == paper(99)
+    if reuse_s:
+        assert during == before  # the list read at 0.0 is reused until 1.0
+    else:
+        assert during[0] == paper(99)
+
+
 def test_personalised_after_training(
     redis_client: Any, serve_settings: Settings, store: EventStore, trained: dict
 ) -> None:
