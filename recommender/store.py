@@ -1072,9 +1072,7 @@ class EventStore:
         return removed
 
     # -- reading ------------------------------------------------------------------------
-    def _raw_papers(
-        self, paper_ids: Sequence[str], title_ids: Sequence[str] = ()
-    ) -> list[dict[str, str]]:
+    def _raw_papers(self, paper_ids: Sequence[str], title_ids: Sequence[str] = ()) -> list[Any]:
         """The catalogue hashes of ``paper_ids`` as stored (empty where unknown), then the
         stored title (or ``None``) of each of ``title_ids``, in one round trip."""
         if not paper_ids and not title_ids:

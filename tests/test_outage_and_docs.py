@@ -3,6 +3,7 @@ metrics; logs that never carry a token or a page URL; security and CORS headers.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -174,3 +175,23 @@ def test_recommendations_degrade_to_the_last_list_during_an_outage(own_redis, pr
     own_redis.start()
     again = client.get("/v1/recommendations?limit=5", headers=auth).get_json()
     assert not again.get("stale")
+
+
+def test_the_last_lists_are_bounded_in_number_and_in_size():
+    from server.api.recommendations import LastServed
+
+    answer = {"items": [{"paper": {"id": "arxiv:2401.00001", "title": "Ünïcode"}, "score": 0.1}]}
+    size = len(json.dumps(answer, separators=(",", ":")).encode())  # what one answer takes
+    cache = LastServed(size=3, max_bytes=10 * size)
+    for user in "abcd":
+        cache.put((user, 20), answer)
+    assert cache.get(("a", 20)) is None  # the oldest of four, beyond 3 answers
+    assert cache.get(("d", 20)) == answer  # the text round-trips to the same answer
+    cache.put(("b", 20), {"items": []})  # replaced, not added
+    assert cache.get(("b", 20)) == {"items": []}
+    cache = LastServed(size=100, max_bytes=2 * size + 10)
+    for user in "abc":
+        cache.put((user, 20), answer)
+    assert [cache.get((u, 20)) is None for u in "abc"] == [True, False, False]
+    cache.put(("big", 20), {"items": [answer] * 10})  # larger than the budget: kept by nobody
+    assert all(cache.get((u, 20)) is None for u in ("b", "c", "big"))
