@@ -102,8 +102,8 @@ class LastServed:
 
     Answers are kept as JSON text, one string each, at most ``size`` of them and ``max_bytes``
     in all (an answer carries up to 100 abstracts). As dicts, 2,000 answers were 120,000 more
-    objects for every full garbage collection of the process to walk: pauses of 100 ms and
-    more, which a string (never walked) does not cause.
+    objects for every full garbage collection of the process to walk: pauses over 100 ms,
+    which a string (never walked) does not cause.
     """
 
     def __init__(self, size: int = 10_000, max_bytes: int = 64 << 20) -> None:
