@@ -258,7 +258,7 @@ class TrendingList(NamedTuple):
     @classmethod
     def parse(cls, rows: list[tuple[str, float]], epoch: str | None, until: float) -> TrendingList:
         ids, raw = map(list, zip(*rows, strict=True)) if rows else ([], [])
-        return cls(ids, raw, float(epoch) if epoch else trending.DEFAULT_EPOCH, until)
+        return cls(ids, raw, trending.stored_epoch(epoch), until)
 
 
 class Recommender:

@@ -1043,7 +1043,7 @@ class EventStore:
                 claimed = k.legacy_trending_view_claimed(window)
                 with contextlib.suppress(ResponseError):  # no such key: none, or claimed before
                     self.redis.rename(scores, claimed)
-                epoch = float(self.redis.get(epoch_key) or trending.DEFAULT_EPOCH)
+                epoch = trending.stored_epoch(self.redis.get(epoch_key))
                 factor = trending.decay(now, epoch, half)
                 while rows := self.redis.zrange(claimed, 0, VIEW_SLICE - 1, withscores=True):
                     pipe = self.redis.pipeline(transaction=False)
@@ -1129,7 +1129,7 @@ class EventStore:
             pipe.zcard(k.trending())
             pipe.get(k.trending_epoch())
             rows, total, epoch = pipe.execute()
-            epoch = float(epoch) if epoch else trending.DEFAULT_EPOCH
+            epoch = trending.stored_epoch(epoch)
             half_life = self.settings.trending_half_life_s
             raw_scores = [score for _, score in rows]
             scores = [float(x) for x in trending.to_now(raw_scores, now, epoch, half_life)]

@@ -34,6 +34,11 @@ def decay(now: float, since: float, half_life_s: float) -> float:
     return 2.0 ** (-(now - since) / half_life_s)
 
 
+def stored_epoch(value: str | bytes | None) -> float:
+    """An epoch as Redis returns it: ``DEFAULT_EPOCH`` while none is stored."""
+    return float(value) if value else DEFAULT_EPOCH
+
+
 def needs_rebase(now: float, epoch: float, half_life_s: float) -> bool:
     """Whether increments at ``now`` are too large to keep adding to the stored scores."""
     return (now - epoch) / half_life_s > REBASE_EXPONENT
