@@ -91,8 +91,9 @@ def _mask_excluded(scores: NDArray[np.float32], exclude: csr_matrix | None) -> N
 
 def member(values: NDArray[np.int64], sorted_set: NDArray[np.int64]) -> NDArray[np.bool_]:
     """``np.isin(values, sorted_set)`` for a sorted ``sorted_set``: one binary search per value,
-    without the sort of both that ``np.isin`` makes (it costs more than the search when one
-    request excludes a few dozen papers)."""
+    without the sort of both that ``np.isin`` makes. For a request's few hundred values (8 us
+    where ``np.isin`` takes 38); for tens of thousands a boolean mask over the codes is faster
+    than either (as :func:`recommender.ivf.search` does)."""
     if len(sorted_set) == 0:
         return np.zeros(len(values), dtype=bool)
     at = np.searchsorted(sorted_set, values).clip(0, len(sorted_set) - 1)
