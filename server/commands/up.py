@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     env = dict(os.environ)
     embedded = None
     if not settings.redis_url:
-        embedded = EmbeddedRedis(settings.data_dir)
+        embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
         env["REDIS_URL"] = embedded.start()
         print(
             f"paperfeed: embedded Redis at {env['REDIS_URL']} (data in {embedded.dir})", flush=True
