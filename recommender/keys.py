@@ -216,6 +216,13 @@ class Keys:
         """The RQ queue name of co-reading rebuilds (worked before the training queue)."""
         return f"{self.prefix}-coread"
 
+    # -- serving ----------------------------------------------------------------------------
+    def served_erasures(self) -> str:
+        """Sorted set: digest of an erased user's id -> erasure time, kept for as long as a
+        web process may serve a stale list; every process drops those users' lists from its
+        outage cache (``server.api.recommendations.LastServed``)."""
+        return f"{self.prefix}:served:erasures"
+
     # -- the daily email ------------------------------------------------------------------
     def subscribers(self) -> str:
         """Sorted set: user id -> time the address was confirmed (confirmed subscribers only;

@@ -177,6 +177,63 @@ def test_recommendations_degrade_to_the_last_list_during_an_outage(own_redis, pr
     assert not again.get("stale")
 
 
+def outage_app(own_redis, prefix):
+    settings = Settings.from_env(
+        {},
+        redis_url=own_redis.url,
+        key_prefix=prefix,
+        rate_limit_enabled=False,
+        redis_timeout_s=0.5,
+    )
+    return create_app(settings)
+
+
+def recommendations(client, who, limit=5):
+    return client.get(
+        f"/v1/recommendations?limit={limit}", headers={"Authorization": f"Bearer {who['token']}"}
+    )
+
+
+def test_no_process_serves_an_erased_users_last_list_during_an_outage(own_redis, prefix):
+    # two apps on one Redis and prefix: two web processes, each with its own outage cache
+    app_a, app_b = outage_app(own_redis, prefix), outage_app(own_redis, prefix)
+    a, b = app_a.test_client(), app_b.test_client()
+    alice, carol, bob = (a.post("/v1/users").get_json() for _ in range(3))
+    post(a, {"auth": {"Authorization": f"Bearer {bob['token']}"}}, event("arxiv:2401.00042"))
+    for client, who in ((a, alice), (b, alice), (a, carol)):
+        assert recommendations(client, who).get_json()["items"], "something to cache"
+    cache_a = app_a.extensions["paperfeed"].extras["last_served"]
+    cache_a.erasures_every_s = 0  # read the erasures at every request, not once a second
+
+    assert (
+        b.delete("/v1/me", headers={"Authorization": f"Bearer {alice['token']}"}).status_code == 204
+    )
+    assert recommendations(a, carol).status_code == 200  # process A serves: it reads the erasure
+    own_redis.stop()
+    assert recommendations(b, alice).status_code == 503  # B erased her: dropped at once
+    assert recommendations(a, alice).status_code == 503  # A learnt of it from Redis
+    stale = recommendations(a, carol)  # everyone else still gets their last list
+    assert stale.status_code == 200 and stale.get_json()["stale"] is True
+
+
+def test_a_process_idle_before_an_outage_serves_no_stale_list(own_redis, prefix):
+    app = outage_app(own_redis, prefix)
+    client = app.test_client()
+    alice = client.post("/v1/users").get_json()
+    assert recommendations(client, alice).status_code == 200
+    cache = app.extensions["paperfeed"].extras["last_served"]
+    cache.erasures_grace_s = 2
+    cache.erasures_every_s = 0  # (the grace must exceed the time between reads)
+    time.sleep(3)  # idle for longer than the grace: erasures meanwhile would be unknown here
+    own_redis.stop()
+    assert recommendations(client, alice).status_code == 503
+    own_redis.start()
+    assert not recommendations(client, alice).get_json().get("stale")
+    own_redis.stop()  # at once: this process read the erasures just before
+    stale = recommendations(client, alice)
+    assert stale.status_code == 200 and stale.get_json()["stale"] is True
+
+
 def test_the_last_lists_are_bounded_in_number_and_in_size():
     from server.api.recommendations import LastServed
 
@@ -184,14 +241,37 @@ def test_the_last_lists_are_bounded_in_number_and_in_size():
     size = len(json.dumps(answer, separators=(",", ":")).encode())  # what one answer takes
     cache = LastServed(size=3, max_bytes=10 * size)
     for user in "abcd":
-        cache.put((user, 20), answer)
+        cache.put((user, 20), user, answer)
     assert cache.get(("a", 20)) is None  # the oldest of four, beyond 3 answers
     assert cache.get(("d", 20)) == answer  # the text round-trips to the same answer
-    cache.put(("b", 20), {"items": []})  # replaced, not added
+    cache.put(("b", 20), "b", {"items": []})  # replaced, not added
     assert cache.get(("b", 20)) == {"items": []}
     cache = LastServed(size=100, max_bytes=2 * size + 10)
     for user in "abc":
-        cache.put((user, 20), answer)
+        cache.put((user, 20), user, answer)
     assert [cache.get((u, 20)) is None for u in "abc"] == [True, False, False]
-    cache.put(("big", 20), {"items": [answer] * 10})  # larger than the budget: kept by nobody
+    cache.put(
+        ("big", 20), "big", {"items": [answer] * 10}
+    )  # larger than the budget: kept by nobody
     assert all(cache.get((u, 20)) is None for u in ("b", "c", "big"))
+    # forgetting a user drops each of their lists (every limit) and what they took of the budget
+    cache = LastServed(size=100, max_bytes=2 * size + 10)
+    cache.put(("token-a", 20), "user-a", answer)
+    cache.put(("token-a", 5), "user-a", answer)
+    assert cache.forget(["user-a", "nobody"]) == 2
+    assert cache.get(("token-a", 20)) is None and cache.get(("token-a", 5)) is None
+    cache.put(("token-b", 20), "user-b", answer)
+    cache.put(("token-c", 20), "user-c", answer)
+    assert cache.get(("token-b", 20)) == answer  # the budget was given back: both fit
+
+
+def test_erasure_announcements_name_a_digest_and_last_as_long_as_stale_lists(redis_client, prefix):
+    from recommender.keys import Keys
+    from server.api.recommendations import STALE_FOR_S, announce_erasure, erased_digest
+
+    keys = Keys(prefix)
+    announce_erasure(redis_client, keys, "user-old", 1_000_000.0)
+    announce_erasure(redis_client, keys, "user-new", 1_000_000.0 + STALE_FOR_S + 1)
+    held = redis_client.zrange(keys.served_erasures(), 0, -1)
+    assert held == [erased_digest("user-new")]  # the first is older than any stale list
+    assert "user-new" not in held[0]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
+from server.api import recommendations
 from server.auth import require_user
 from server.schemas import ExportOut, HistoryArgs, HistoryOut, ProblemOut
 from server.state import state
@@ -40,6 +43,11 @@ def erase() -> Response:
     """Erase the caller: their events leave the log and every derived key; the token dies."""
     user_id = require_user()
     st = state()
+    # first, so that a failed erasure the user retries announces again
+    recommendations.announce_erasure(st.redis, st.keys, user_id, time.time())
+    served = st.extras.get("last_served")
+    if served is not None:
+        served.forget([recommendations.erased_digest(user_id)])
     st.store.erase(user_id)
     for hook in st.extras.get("erase_hooks", ()):
         hook(st.redis, st.keys, user_id)
