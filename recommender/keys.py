@@ -231,4 +231,4 @@ class Keys:
 
 
 # Per-user keys added by later features; each is deleted by ``DELETE /v1/me``.
-USER_EXTRA_KEYS: tuple[str, ...] = ("foldin", "lastrecs", "email", "sent")
+USER_EXTRA_KEYS: tuple[str, ...] = ("email", "sent")
