@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -568,6 +569,36 @@ def _history(
     return idx[keep], rows[keep]
 
 
+def random_holdout(
+    events: Events, seed: int, fraction: float
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """The random split of :func:`random_split`: each (user, paper) read once, ``fraction`` of
+    each user's papers held out at random (users with fewer than 3 keep all in training).
+
+    Returns
+    -------
+    users, items : ndarray
+        The sorted distinct ids; ``pu`` and ``pi`` index them.
+    pu, pi : ndarray of int64 (pairs,)
+        Each distinct (user, paper) pair read.
+    test : ndarray of bool (pairs,)
+        Held out.
+    """
+    users, uid = encode_ids(events.user)
+    items, iid = encode_ids(events.item)
+    read = events.kind != DISMISS
+    pair = np.unique(uid[read].astype(np.int64) * len(items) + iid[read])
+    pu, pi = pair // len(items), pair % len(items)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(pair)), pu))
+    per_user = np.bincount(pu, minlength=len(users))
+    start = np.concatenate([[0], np.cumsum(per_user)])[:-1]
+    rank = np.empty(len(pair), np.int64)
+    rank[order] = np.arange(len(pair)) - start[pu[order]]
+    n_test = np.where(per_user >= 3, np.floor(fraction * per_user + 0.5), 0)
+    return users, items, pu, pi, rank < n_test[pu]
+
+
 def random_split(events: Events, config: EvalConfig, check_implicit: bool = True) -> Result:
     """Hold out ``test_fraction`` of each user's papers at random, train on the rest, score.
 
@@ -589,19 +620,7 @@ def random_split(events: Events, config: EvalConfig, check_implicit: bool = True
     """
     cfg = config
     started = time.perf_counter()
-    users, uid = encode_ids(events.user)
-    items, iid = encode_ids(events.item)
-    read = events.kind != DISMISS
-    pair = np.unique(uid[read].astype(np.int64) * len(items) + iid[read])
-    pu, pi = pair // len(items), pair % len(items)
-    rng = np.random.default_rng(cfg.seed)
-    order = np.lexsort((rng.random(len(pair)), pu))
-    per_user = np.bincount(pu, minlength=len(users))
-    start = np.concatenate([[0], np.cumsum(per_user)])[:-1]
-    rank = np.empty(len(pair), np.int64)
-    rank[order] = np.arange(len(pair)) - start[pu[order]]
-    n_test = np.where(per_user >= 3, np.floor(cfg.test_fraction * per_user + 0.5), 0)
-    test = rank < n_test[pu]
+    users, items, pu, pi, test = random_holdout(events, cfg.seed, cfg.test_fraction)
 
     now = 1.0
     zeros = np.zeros(int((~test).sum()))
