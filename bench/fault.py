@@ -10,6 +10,9 @@ be in it exactly once.
     .venv/bin/python bench/fault.py --seconds 20
 
 prints ``acknowledged``, ``present``, ``lost`` (must be 0) and ``duplicated`` (must be 0).
+Redis fsyncs its AOF before every reply, as ``paperfeed up`` runs it; ``--appendfsync everysec``
+runs it the way it ran before 2026-12-07, and ``--disk-load`` keeps the disk busy meanwhile,
+which is what makes ``everysec`` lose acknowledged events.
 ``tests/test_durability.py`` runs the same function.
 """
 
@@ -189,8 +192,8 @@ def run(
 
 @contextlib.contextmanager
 def disk_load(directory: Path) -> Iterator[None]:
-    """A thread that writes and fsyncs 16 MB chunks into ``directory`` until the block exits:
-    Redis's own fsyncs then take long, as on a busy host's disk."""
+    """A thread that writes 128 MB into a file of ``directory`` and fsyncs it, over and over,
+    until the block exits: Redis's own fsyncs then take long, as on a busy host's disk."""
     done = threading.Event()
 
     def churn() -> None:

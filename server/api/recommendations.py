@@ -158,7 +158,7 @@ class LastServed:
         self._bytes = 0
         self._lock = threading.Lock()
         self._erasures_read_at: float | None = None  # when the last read of them succeeded
-        self._failing_since: float | None = None  # the first failed fallback since then
+        self._failing_since: float | None = None  # start of the first failure since a success
 
     def get(self, key: tuple[str, int]) -> dict | None:
         with self._lock:
