@@ -25,17 +25,22 @@ def own_redis(tmp_path):
     server.stop()
 
 
-def test_redis_down_is_503_with_retry_after_then_recovers(own_redis, prefix):
-    settings = Settings.from_env(
-        {},
-        redis_url=own_redis.url,
-        key_prefix=prefix,
-        rate_limit_enabled=False,
-        redis_timeout_s=0.5,
-        retry_after_s=7,
+def outage_app(own_redis, prefix, **settings):
+    """An app on ``own_redis`` with a short Redis timeout and no rate limits."""
+    return create_app(
+        Settings.from_env(
+            {},
+            redis_url=own_redis.url,
+            key_prefix=prefix,
+            rate_limit_enabled=False,
+            redis_timeout_s=0.5,
+            **settings,
+        )
     )
-    app = create_app(settings)
-    client = app.test_client()
+
+
+def test_redis_down_is_503_with_retry_after_then_recovers(own_redis, prefix):
+    client = outage_app(own_redis, prefix, retry_after_s=7).test_client()
     user = client.post("/v1/users").get_json()
     auth = {"Authorization": f"Bearer {user['token']}"}
     assert post(client, {"auth": auth}, event()).status_code == 202
@@ -144,14 +149,7 @@ def test_security_and_cors_headers(client, user):
 
 
 def test_recommendations_degrade_to_the_last_list_during_an_outage(own_redis, prefix):
-    settings = Settings.from_env(
-        {},
-        redis_url=own_redis.url,
-        key_prefix=prefix,
-        rate_limit_enabled=False,
-        redis_timeout_s=0.5,
-    )
-    client = create_app(settings).test_client()
+    client = outage_app(own_redis, prefix).test_client()
     alice = client.post("/v1/users").get_json()
     bob = client.post("/v1/users").get_json()
     post(client, {"auth": {"Authorization": f"Bearer {bob['token']}"}}, event("arxiv:2401.00042"))
@@ -175,17 +173,6 @@ def test_recommendations_degrade_to_the_last_list_during_an_outage(own_redis, pr
     own_redis.start()
     again = client.get("/v1/recommendations?limit=5", headers=auth).get_json()
     assert not again.get("stale")
-
-
-def outage_app(own_redis, prefix):
-    settings = Settings.from_env(
-        {},
-        redis_url=own_redis.url,
-        key_prefix=prefix,
-        rate_limit_enabled=False,
-        redis_timeout_s=0.5,
-    )
-    return create_app(settings)
 
 
 def recommendations(client, who, limit=5):
