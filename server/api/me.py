@@ -44,10 +44,7 @@ def erase() -> Response:
     user_id = require_user()
     st = state()
     # first, so that a failed erasure the user retries announces again
-    recommendations.announce_erasure(st.redis, st.keys, user_id, time.time())
-    served = st.extras.get("last_served")
-    if served is not None:
-        served.forget([recommendations.erased_digest(user_id)])
+    recommendations.forget_erased(user_id, time.time())
     st.store.erase(user_id)
     for hook in st.extras.get("erase_hooks", ()):
         hook(st.redis, st.keys, user_id)

@@ -135,6 +135,16 @@ def announce_erasure(redis: Any, keys: Keys, user_id: str, now: float) -> None:
     pipe.execute()
 
 
+def forget_erased(user_id: str, now: float) -> None:
+    """Before ``DELETE /v1/me`` erases ``user_id``: announce it to every web process and drop
+    the user's lists from this one's outage cache (if it has one)."""
+    st = state()
+    announce_erasure(st.redis, st.keys, user_id, now)
+    served = st.extras.get("last_served")
+    if served is not None:
+        served.forget([erased_digest(user_id)])
+
+
 class LastServed:
     """The last answer per (token digest, limit), oldest evicted first; thread-safe.
 
