@@ -10,7 +10,11 @@ id ``<prefix>-nightly-<slot>``. So:
 - a restarted clock, or two clocks on two hosts, never enqueue the same slot twice (the job id
   exists, and :func:`recommender.jobs.trigger` claims the current job with ``SET NX``);
 - a nightly job that failed is not retried in a loop: its id exists until the next slot;
-- a manual retrain after the slot counts as the night's run.
+- a manual retrain after the slot counts as the night's run;
+- a slot whose time comes while the event log is empty (a fresh install) is skipped, once, with a
+  line in the log, instead of a training that can only fail with a traceback; its daily email
+  is still enqueued. The running clock does not come back to that slot when events arrive
+  later that day (the next slot trains on them); a restarted clock checks again (catch-up).
 
 Each tick also enqueues a rebuild of the co-reading table when the newest is
 ``coread_refresh_s`` old or an erasure marked it stale (:func:`recommender.coreadstore.due`);
@@ -77,12 +81,23 @@ def last_success(redis: redis_lib.Redis, keys: Keys) -> float | None:
     return None if value is None else float(value)
 
 
+def log_is_empty(redis: redis_lib.Redis, keys: Keys) -> bool:
+    """Whether the event log holds no event at all (a fresh install, or everything expired)."""
+    return all(redis.xlen(stream) == 0 for stream in keys.streams())
+
+
 def tick(
-    conn: redis_lib.Redis, settings: Settings, now: float, redis: redis_lib.Redis | None = None
+    conn: redis_lib.Redis,
+    settings: Settings,
+    now: float,
+    redis: redis_lib.Redis | None = None,
+    empty_slots: set[float] | None = None,
 ) -> str | None:
     """Trigger the training of the current slot if it is due; the job id, or None if not due.
 
     ``conn`` is the queue's (undecoded) client, ``redis`` the data's (default: ``conn``).
+    ``empty_slots`` (the running clock's memory): slots skipped because the log was empty when
+    they came due, not triggered again; without it an empty log is not checked.
     """
     keys = Keys(settings.key_prefix, settings.stream_partitions)
     data = conn if redis is None else redis
@@ -92,6 +107,18 @@ def tick(
     done = last_success(data, keys)
     if done is not None and done >= due:
         return None
+    if empty_slots is not None:
+        if due in empty_slots:
+            return None
+        if log_is_empty(data, keys):
+            empty_slots.add(due)
+            log.info(
+                "no events yet: nothing to train for %s; the next training is at %s",
+                _iso(due),
+                _iso(next_slot(settings.nightly_cron, now)),
+            )
+            _enqueue_daily_email(conn, settings, due, None)
+            return None
     job_id, created = jobs.trigger(conn, settings, job_id=nightly_job_id(settings, due), redis=data)
     if created:
         log.info("nightly training for %s enqueued as %s", _iso(due), job_id)
@@ -100,7 +127,7 @@ def tick(
 
 
 def _enqueue_daily_email(
-    conn: redis_lib.Redis, settings: Settings, due: float, job_id: str
+    conn: redis_lib.Redis, settings: Settings, due: float, job_id: str | None
 ) -> None:
     """The daily email follows the nightly training (when this server sends email at all)."""
     from recommender import digest
@@ -124,10 +151,11 @@ def run(
     check_cron(settings.nightly_cron)
     stop = stop or threading.Event()
     log.info("clock started: training on %r (UTC)", settings.nightly_cron)
+    empty_slots: set[float] = set()
     while not stop.is_set():
         now = clock()
         try:
-            tick(conn, settings, now, redis=redis)
+            tick(conn, settings, now, redis=redis, empty_slots=empty_slots)
         except redis_lib.exceptions.RedisError as exc:
             log.warning("clock tick failed: %s", exc)
         wait = min(

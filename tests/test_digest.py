@@ -335,6 +335,18 @@ def test_starttls_and_tls_with_login(
     assert len(collector.to("reader1@example.org")) == 1
 
 
+def test_the_clock_enqueues_the_daily_email_when_there_is_nothing_to_train(
+    st: Any, mail_settings: Settings, queue: Any
+) -> None:
+    from recommender import clock
+
+    subscriber(st, 1)  # an account and a subscription, but not one event yet
+    now = time.time()
+    assert clock.tick(queue.connection, mail_settings, now, st.redis, set()) is None
+    due = clock.slot(mail_settings.nightly_cron, now)
+    assert queue.get_job_ids() == [digest.digest_job_id(mail_settings, digest.today(due))]
+
+
 def test_the_clock_sends_the_daily_email_after_the_nightly_training(
     st: Any, mail_settings: Settings, mail_client: Any, mailbox: Any, queue: Any
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import logging
 import threading
 import time
 from typing import Any
@@ -285,9 +286,45 @@ def test_clock_loop_ticks_at_start_and_stops(
             stop.set()
         return utc(2026, 11, 28, 9, 0)
 
+    fill_two_communities(redis_client, keys, users=4)
     try:
         clock.run(conn, train_settings, clock=fake_clock, stop=stop, redis=redis_client)
         assert queue.count == 1  # the start-up catch-up (no success recorded yet)
+    finally:
+        drop_queue(conn, queue)
+
+
+def test_clock_skips_a_slot_that_comes_while_the_log_is_empty(
+    redis_client: Any, train_settings: Settings, keys: Keys, caplog: Any
+) -> None:
+    """A fresh install has no events: its first clock tick used to enqueue a training that
+    could only fail, with a traceback in the worker's log on every first start."""
+    conn = jobs.connect_queue(train_settings)
+    queue = jobs.train_queue(conn, train_settings)
+    skipped: set[float] = set()
+    try:
+        with caplog.at_level(logging.INFO, logger="recommender.clock"):
+            at = utc(2026, 11, 28, 9, 0)
+            assert clock.tick(conn, train_settings, at, redis_client, skipped) is None
+            assert clock.tick(conn, train_settings, at + 60, redis_client, skipped) is None
+        assert queue.count == 0
+        assert skipped == {utc(2026, 11, 28, 3, 0)}
+        lines = [r.getMessage() for r in caplog.records if "no events yet" in r.getMessage()]
+        assert lines == [
+            "no events yet: nothing to train for 2026-11-28T03:00:00+00:00; "
+            "the next training is at 2026-11-29T03:00:00+00:00"
+        ]
+        # events arrive later that day: the running clock leaves the skipped slot alone ...
+        fill_two_communities(redis_client, keys, users=4)
+        assert clock.tick(conn, train_settings, at + 120, redis_client, skipped) is None
+        assert queue.count == 0
+        # ... and trains at the next one, as a restarted clock would at once (catch-up)
+        restarted = clock.tick(conn, train_settings, at + 180, redis_client, set())
+        assert restarted == f"{train_settings.key_prefix}-nightly-20261128T0300Z"
+        queue.empty()
+        redis_client.delete(keys.train_job())
+        nxt = clock.tick(conn, train_settings, utc(2026, 11, 29, 3, 0), redis_client, skipped)
+        assert nxt == f"{train_settings.key_prefix}-nightly-20261129T0300Z"
     finally:
         drop_queue(conn, queue)
 
