@@ -19,8 +19,9 @@ from recommender.keys import Keys
 from recommender.settings import Settings
 from server.commands.import_papers import demo_id, import_rows, read_seed
 from server.commands.up import process_table
-from server.embedded_redis import EmbeddedRedis, free_port
+from server.embedded_redis import LOCK_NAME, DataDirInUse, EmbeddedRedis, free_port
 from tests.conftest import SHARED_DATA
+from tests.helpers import event
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,14 +76,8 @@ def test_up_starts_embedded_redis_persists_and_stops_cleanly(tmp_path):
     try:
         wait_ready(base, proc)
         user = http("POST", f"{base}/v1/users")
-        event = {
-            "id": "5b0e5a4e-6c3b-4a53-9a39-3a5c6c0f1d2e",
-            "type": "open",
-            "paper": {"id": "arxiv:2401.12345", "title": "Persisted"},
-            "ts": int(time.time()),
-            "site": "arxiv.org",
-        }
-        assert http("POST", f"{base}/v1/events", user["token"], {"events": [event]}) == {
+        body = {"events": [event(title="Persisted")]}
+        assert http("POST", f"{base}/v1/events", user["token"], body) == {
             "accepted": 1,
             "duplicates": 0,
         }
@@ -120,6 +115,97 @@ def test_embedded_redis_uses_aof(tmp_path):
         client = redis.Redis.from_url(server.url)
         assert client.config_get("appendfsync")["appendfsync"] == "everysec"
         client.close()
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not reaped by its new parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def holds(pid: int | str, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open."""
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.path.realpath(fd) == str(path) for fd in fds.iterdir())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_embedded_redis_refuses_a_data_dir_another_server_holds(tmp_path):
+    """Two servers appending to one AOF would mix their writes: the second start refuses, naming
+    the first, and the lock is the server's own, so it outlives the process that started it."""
+    first = EmbeddedRedis(tmp_path)
+    first.start()
+    try:
+        lock = (tmp_path / "redis" / LOCK_NAME).resolve()
+        assert holds(first.process.pid, lock)
+        assert not holds("self", lock)  # closed here: the lock lives as long as the server
+        second = EmbeddedRedis(tmp_path, lock_wait_s=0.3)
+        with pytest.raises(DataDirInUse, match=rf"pid {first.process.pid}, port {first.port}\)"):
+            second.start()
+        assert second.process is None  # no second redis-server was started
+        assert redis.Redis(port=first.port).ping()
+    finally:
+        first.stop()
+    second.start()  # free again once the first stopped
+    try:
+        assert redis.Redis(port=second.port).ping()
+    finally:
+        second.stop()
+
+
+def read_until(proc: subprocess.Popen, *needles: str, timeout_s: float = 10) -> str:
+    """``proc``'s output up to the line holding the last of ``needles`` not yet seen."""
+    seen, lines = set(), []
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < len(needles) and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        seen.update(n for n in needles if n in line)
+    return "".join(lines)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_up_takes_its_redis_and_web_with_it(tmp_path):
+    """``kill -9`` of ``paperfeed up`` used to leave its Redis and gunicorn running, the port
+    taken and a second ``up`` starting a second Redis on the same AOF. Now both children stop
+    cleanly by themselves, and the next ``up`` starts on the same data at once."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_up(tmp_path, port)
+    try:
+        wait_ready(base, proc)
+        out = read_until(proc, "embedded Redis at", "started web (pid")
+        user = http("POST", f"{base}/v1/users")
+        body = {"events": [event(title="Survives kill -9")]}
+        assert http("POST", f"{base}/v1/events", user["token"], body)["accepted"] == 1
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    redis_port = int(out.split("embedded Redis at redis://127.0.0.1:")[1].split("/")[0])
+    redis_pid = int((tmp_path / "redis" / LOCK_NAME).read_text().split()[0])
+    web_pid = int(out.split("started web (pid ")[1].split(")")[0])
+    deadline = time.monotonic() + 30
+    while (alive(redis_pid) or alive(web_pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(redis_pid), "the embedded Redis outlived paperfeed up"
+    assert not alive(web_pid), "gunicorn outlived paperfeed up"
+    assert "ready to exit, bye bye" in (tmp_path / "redis" / "redis.log").read_text()
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=redis_port, socket_connect_timeout=1).ping()
+
+    proc = start_up(tmp_path, port)
+    try:
+        wait_ready(base, proc, timeout_s=10)  # under the 15 s a held lock would be waited for
+        history = http("GET", f"{base}/v1/me/history", user["token"])
+        assert [e["paper"]["title"] for e in history["events"]] == ["Survives kill -9"]
+    finally:
+        out = stop(proc)
+    assert proc.returncode == 0, out
 
 
 def test_procfile_matches_process_table():

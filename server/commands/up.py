@@ -1,8 +1,10 @@
 """``paperfeed up``: run every process of the service locally, as the Procfile lists them.
 
 With no ``REDIS_URL`` it first starts an embedded Redis server (data persisted with AOF under
-``PAPERFEED_DATA_DIR``) and hands its address to the processes. It stops everything, Redis
-last, on Ctrl-C / SIGTERM or when any process exits.
+``PAPERFEED_DATA_DIR``, one server per data directory) and hands its address to the processes.
+It stops everything, Redis last, on Ctrl-C / SIGTERM / SIGHUP or when any process exits. On
+Linux every child also gets SIGTERM if ``up`` itself dies (``kill -9``, the OOM killer), so
+none is left running, holding the port or the data directory.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from recommender.settings import Settings
 from server.commands import _available
-from server.embedded_redis import EmbeddedRedis
+from server.embedded_redis import EmbeddedRedis, die_with_parent
 
 NAME = "up"
 HELP = "Run the whole service locally (web, worker, clock); embedded Redis if no REDIS_URL."
@@ -49,8 +51,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     env = dict(os.environ)
     embedded = None
     if not settings.redis_url:
-        embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
-        env["REDIS_URL"] = embedded.start()
+        embedded = EmbeddedRedis(
+            settings.data_dir, appendfsync=settings.redis_appendfsync, die_with_parent=True
+        )
+        try:
+            env["REDIS_URL"] = embedded.start()
+        except RuntimeError as exc:
+            print(f"paperfeed up: {exc}", file=sys.stderr)
+            return 1
         print(
             f"paperfeed: embedded Redis at {env['REDIS_URL']} (data in {embedded.dir})", flush=True
         )
@@ -68,12 +76,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _stop)
     status = 0
     try:
         for name, cmd in table.items():
-            children[name] = subprocess.Popen(cmd, env=env)
+            children[name] = subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent())
             print(f"paperfeed: started {name} (pid {children[name].pid})", flush=True)
         print(f"paperfeed: serving on http://{settings.host}:{settings.port}", flush=True)
         while not stopping:
