@@ -29,6 +29,10 @@ errorlog = "-"
 loglevel = _settings.log_level.lower()
 limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn >= 25 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path for every gunicorn
+# of the user (two `paperfeed up`, the benchmark's two servers), in a home that may be read-only
+# on a platform. Nothing here uses it. (Older gunicorns ignore the name.)
+control_socket_disable = True
 
 
 def post_worker_init(worker: object) -> None:

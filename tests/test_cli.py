@@ -86,6 +86,7 @@ def test_up_starts_embedded_redis_persists_and_stops_cleanly(tmp_path):
     assert proc.returncode == 0, out
     assert "embedded Redis at redis://127.0.0.1:" in out
     assert "paperfeed: stopped" in out
+    assert "Control socket listening" not in out  # gunicorn's, shared by every gunicorn: off
     aof_dir = tmp_path / "redis" / "appendonlydir"
     assert any(aof_dir.glob("*.aof")), "append-only file missing"
     redis_port = int(out.split("embedded Redis at redis://127.0.0.1:")[1].split("/")[0])
