@@ -25,6 +25,34 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Redis answers but refuses writes, by the first word of its error: out of memory (``maxmemory``
+# with no eviction), unable to persist (a failed RDB snapshot with ``stop-writes-on-bgsave-error``),
+# a replica (connections still on an old primary after a failover), too few replicas for
+# ``min-replicas-to-write``. redis-py drops the first word of the first and third.
+_REFUSALS = {
+    "OOM": "it is out of memory",
+    "MISCONF": "it cannot save to disk",
+    "READONLY": "it is a read-only replica",
+    "NOREPLICAS": "too few replicas are in sync",
+}
+
+
+def refused_write(exc: BaseException) -> str | None:
+    """Why Redis refused a write, as words for a person, if ``exc`` is such a refusal; else None.
+
+    A script's error carries the refusal of its first write (nothing of it was written); a
+    pipeline's, prefixed by redis-py with the command's number, that of its first refused call.
+    """
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return _REFUSALS["OOM"]
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return _REFUSALS["READONLY"]
+    if isinstance(exc, redis.exceptions.ResponseError):
+        reply = str(exc).rsplit(" of pipeline caused error: ", 1)[-1]
+        return _REFUSALS.get(reply.split(" ", 1)[0])
+    return None
+
+
 def is_cluster_url(url: str) -> bool:
     return url.startswith(CLUSTER_SCHEMES)
 

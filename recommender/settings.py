@@ -109,7 +109,9 @@ class Settings:
         "PAPERFEED_REDIS_TIMEOUT_S", 2.0, "Socket timeout of every Redis call, seconds."
     )
     retry_after_s: int = _env_field(
-        "PAPERFEED_RETRY_AFTER_S", 5, "`Retry-After` sent with a 503 while Redis is unreachable."
+        "PAPERFEED_RETRY_AFTER_S",
+        5,
+        "`Retry-After` sent with a 503 while Redis is unreachable or refuses writes.",
     )
     port: int = _env_field("PORT", 8000, "Port of the web server.")
     host: str = _env_field("PAPERFEED_HOST", "127.0.0.1", "Address the web server binds.")

@@ -13,10 +13,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 from flask import Flask, Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
-from recommender.redisconn import UNAVAILABLE_ERRORS
+from recommender.redisconn import UNAVAILABLE_ERRORS, refused_write
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,22 @@ def init_app(app: Flask) -> None:
                 "the data store is unreachable; try again shortly",
                 headers={"Retry-After": retry},
                 kind="store-unavailable",
+            )
+        reason = refused_write(exc)
+        if reason is not None:
+            log.warning("redis refuses writes: %s: %s", reason, exc)
+            app_state = current_app.extensions["paperfeed"]
+            if isinstance(exc, redis.exceptions.ReadOnlyError):
+                # after a failover, connections made to the old primary stay there: new ones
+                # resolve the address again (a Cluster client follows its nodes itself)
+                pool = getattr(app_state.redis, "connection_pool", None)
+                if pool is not None:
+                    pool.disconnect()
+            return problem_response(
+                503,
+                f"the data store refuses writes for now ({reason}); try again shortly",
+                headers={"Retry-After": str(app_state.settings.retry_after_s)},
+                kind="store-refuses-writes",
             )
         log.exception("unhandled error")
         return problem_response(500, "an unexpected error occurred; it has been logged")

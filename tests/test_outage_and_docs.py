@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from recommender.keys import Keys
 from recommender.redisconn import connect
 from recommender.settings import Settings
 from server.app import create_app
@@ -67,6 +68,115 @@ def test_redis_down_is_503_with_retry_after_then_recovers(own_redis, prefix):
     assert client.get("/readyz").status_code == 200
     history = client.get("/v1/me/history", headers=auth).get_json()
     assert len(history["events"]) == 1
+
+
+def wait_until(check, what: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def assert_refused(response, reason: str, retry_after: str) -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.headers["Retry-After"] == retry_after
+    assert response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert problem["type"].endswith("/store-refuses-writes")
+    assert f"refuses writes for now ({reason})" in problem["detail"]
+
+
+def test_a_redis_that_refuses_writes_is_503_with_retry_after_and_keeps_nothing(own_redis, prefix):
+    """Redis answers but refuses every write: out of memory, unable to save (a failed snapshot),
+    too few replicas. These were 500s with a traceback in the log; the extension retried them
+    anyway (any 5xx), so nothing was lost, but a client was told the server is broken."""
+    client = outage_app(own_redis, prefix, retry_after_s=9).test_client()
+    user = client.post("/v1/users").get_json()
+    reader = {"auth": {"Authorization": f"Bearer {user['token']}"}}
+    admin = connect(own_redis.url)
+    keys = Keys(prefix)
+
+    def logged() -> int:
+        return sum(admin.xlen(stream) for stream in keys.streams())
+
+    snapshot = own_redis.dir / "dump.rdb"
+
+    def saved(status: str) -> bool:
+        return admin.info("persistence")["rdb_last_bgsave_status"] == status
+
+    def saves_fail() -> None:  # a directory where the snapshot goes: BGSAVE fails, writes stop
+        snapshot.unlink(missing_ok=True)
+        snapshot.mkdir()
+        admin.bgsave(schedule=True)
+        wait_until(lambda: saved("err"), "the snapshot to fail")
+
+    def saves_work() -> None:
+        snapshot.rmdir()
+        admin.bgsave(schedule=True)
+        wait_until(lambda: saved("ok"), "a snapshot to succeed")
+
+    cases = [
+        ("it is out of memory", ("maxmemory", 1), ("maxmemory", 0)),
+        (
+            "too few replicas are in sync",
+            ("min-replicas-to-write", 1),
+            ("min-replicas-to-write", 0),
+        ),
+        ("it cannot save to disk", saves_fail, saves_work),
+    ]
+    for reason, refuse, allow in cases:
+        before = logged()
+        admin.config_set(*refuse) if isinstance(refuse, tuple) else refuse()
+        sent = [event(), event("arxiv:2401.00002")]
+        assert_refused(post(client, reader, sent[0]), reason, "9")  # one event
+        assert_refused(post(client, reader, *sent), reason, "9")  # a batch
+        assert_refused(client.post("/v1/users"), reason, "9")
+        assert logged() == before, reason
+        admin.config_set(*allow) if isinstance(allow, tuple) else allow()
+        # nothing of the refused batch was stored: sent again, both count as new
+        assert post(client, reader, *sent).get_json() == {"accepted": 2, "duplicates": 0}, reason
+    admin.close()
+
+
+def test_after_a_failover_writes_are_503_and_the_old_primarys_connections_are_dropped(
+    own_redis, prefix, tmp_path
+):
+    """A managed Redis fails over: the server the app's connections point at becomes a replica
+    (READONLY). The app answers 503 and closes those connections, so the next ones are made
+    afresh (to the new primary, where the address now leads)."""
+    client = outage_app(own_redis, prefix).test_client()
+    user = client.post("/v1/users").get_json()
+    reader = {"auth": {"Authorization": f"Bearer {user['token']}"}}
+    assert post(client, reader, event()).status_code == 202
+    other = EmbeddedRedis(tmp_path / "other")
+    other.start()
+    admin, promoted = connect(own_redis.url), connect(other.url)
+    try:
+
+        def synced(replica) -> bool:
+            return replica.info("replication").get("master_link_status") == "up"
+
+        promoted.replicaof("127.0.0.1", own_redis.port)
+        wait_until(lambda: synced(promoted), "the replica to sync")
+        promoted.replicaof("NO", "ONE")  # the failover: it is the primary now ...
+        admin.replicaof("127.0.0.1", other.port)  # ... and the old primary its replica
+        wait_until(lambda: synced(admin), "the old primary to follow")
+        mine = admin.client_id()
+
+        def app_connections() -> set[int]:
+            clients = admin.client_list()
+            return {int(c["id"]) for c in clients if int(c["id"]) != mine and "M" not in c["flags"]}
+
+        held = app_connections()
+        assert held, "the app holds no connection to the old primary"
+        assert_refused(post(client, reader, event()), "it is a read-only replica", "5")
+        assert not held & app_connections(), "the app kept its connections to a replica"
+        admin.replicaof("NO", "ONE")  # here the address still leads to it: writable again
+        assert post(client, reader, event()).status_code == 202
+    finally:
+        admin.close()
+        promoted.close()
+        other.stop()
 
 
 def test_unreachable_redis_never_hangs(prefix):

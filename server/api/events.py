@@ -53,7 +53,7 @@ def doc_only(decorator: Callable[[Any], Any]) -> Callable[[Any], Any]:
 @doc_only(blp.alt_response(415, schema=ProblemOut, description="Body is not JSON"))
 @doc_only(blp.alt_response(422, schema=ProblemOut, description="Invalid events; none stored"))
 @doc_only(blp.alt_response(429, schema=ProblemOut, description="Rate limited; see Retry-After"))
-@doc_only(blp.alt_response(503, schema=ProblemOut, description="Redis unreachable; retry"))
+@doc_only(blp.alt_response(503, schema=ProblemOut, description="Redis away or refusing writes"))
 def post_events(batch: dict) -> Any:
     """Record a batch of 1 to 500 events (idempotent by event id).
 

@@ -14,7 +14,7 @@ blp = Blueprint("users", __name__, url_prefix="/v1", description="Anonymous acco
 @blp.route("/users", methods=["POST"])
 @blp.response(201, UserOut())
 @blp.alt_response(429, schema=ProblemOut, description="Too many registrations")
-@blp.alt_response(503, schema=ProblemOut, description="Redis unreachable")
+@blp.alt_response(503, schema=ProblemOut, description="Redis unreachable or refusing writes")
 def create_user() -> dict:
     """Create an anonymous user.
 
