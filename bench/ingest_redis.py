@@ -51,7 +51,7 @@ import redis  # noqa: E402
 
 from recommender.settings import Settings  # noqa: E402
 from recommender.store import Event, EventStore  # noqa: E402
-from server.embedded_redis import find_server, free_port  # noqa: E402
+from server.embedded_redis import find_server, free_port, shutdown  # noqa: E402
 
 # variant -> (script sections, papers section on, its store: True for the main window only)
 VARIANTS = {
@@ -160,7 +160,8 @@ def private_redis(appendonly: bool = True, callgrind: Path | None = None) -> Ite
     try:
         yield client
     finally:
-        client.shutdown(nosave=True)
+        client.close()
+        shutdown(port, save=False)
         server.wait(timeout=10)
 
 

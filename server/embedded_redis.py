@@ -83,6 +83,23 @@ def die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
+def shutdown(port: int, save: bool, timeout_s: float = 10.0) -> bool:
+    """Send ``SHUTDOWN`` (``SAVE`` or ``NOSAVE``) to the Redis on 127.0.0.1:``port``; whether
+    it went (False: Redis refused, e.g. its final save failed, or did not answer).
+
+    No retries: the connection SHUTDOWN closes is its success, and redis-py's default retries
+    would wait through their backoff first (redis/redis-py#3704: 4-9 s here).
+    """
+    client = redis.Redis(port=port, socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
+    try:
+        client.shutdown(save=save, nosave=not save)  # returns once the connection closed
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -200,16 +217,7 @@ class EmbeddedRedis:
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        try:
-            # no retries: the connection SHUTDOWN closes is its success, and redis-py's default
-            # retries would wait through their backoff first (redis/redis-py#3704: 4-9 s here)
-            client = redis.Redis(
-                port=self.port, socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
-            )
-            client.shutdown(save=True)
-        except redis.ConnectionError:
-            pass  # SHUTDOWN closes the connection as it succeeds
-        except redis.RedisError:
+        if not shutdown(self.port, save=True, timeout_s=timeout_s):
             self.process.terminate()
         try:
             self.process.wait(timeout_s)

@@ -209,6 +209,25 @@ def test_a_killed_up_takes_its_redis_and_web_with_it(tmp_path):
     assert proc.returncode == 0, out
 
 
+@pytest.mark.slow
+def test_up_stops_and_says_why_when_its_redis_dies(tmp_path):
+    """A dead embedded Redis (a full disk ends one that fsyncs before every reply) left ``up``
+    serving 503s, saying nothing."""
+    port = free_port()
+    proc = start_up(tmp_path, port)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        os.kill(int((tmp_path / "redis" / LOCK_NAME).read_text().split()[0]), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out
+    assert "paperfeed: redis exited with -9; stopping" in out
+    assert f"paperfeed: the end of {(tmp_path / 'redis' / 'redis.log').resolve()}:" in out
+    assert "paperfeed: stopped" in out
+
+
 def test_procfile_matches_process_table():
     lines = (ROOT / "Procfile").read_text().strip().splitlines()
     procfile = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in lines}

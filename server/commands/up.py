@@ -41,6 +41,15 @@ def process_table() -> dict[str, list[str]]:
     return table
 
 
+def _log_tail(path: Path, lines: int = 5) -> str:
+    """The last ``lines`` lines of a log file, under a line that names it."""
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError as exc:
+        tail = [f"(unreadable: {exc})"]
+    return "\n".join([f"paperfeed: the end of {path}:", *tail])
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only", default="", help="Comma-separated process types to run (default: all)."
@@ -84,15 +93,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             children[name] = subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent())
             print(f"paperfeed: started {name} (pid {children[name].pid})", flush=True)
         print(f"paperfeed: serving on http://{settings.host}:{settings.port}", flush=True)
+        # the embedded Redis is watched too: if it dies (a full disk ends it when the AOF is
+        # fsynced before every reply), every request would answer 503 until someone noticed
+        watched = {**children, **({"redis": embedded.process} if embedded else {})}
         while not stopping:
-            exited = [n for n, p in children.items() if p.poll() is not None]
+            exited = [n for n, p in watched.items() if p is not None and p.poll() is not None]
             if exited:
                 name = exited[0]
-                status = children[name].returncode or 1
+                code = watched[name].returncode
+                status = code if code > 0 else 1  # killed by a signal (< 0) or not: failure
                 print(
-                    f"paperfeed: {name} exited with {children[name].returncode}; stopping",
+                    f"paperfeed: {name} exited with {watched[name].returncode}; stopping",
                     flush=True,
                 )
+                if name == "redis" and embedded:
+                    print(_log_tail(embedded.dir / "redis.log"), file=sys.stderr, flush=True)
                 break
             time.sleep(0.2)
     finally:
