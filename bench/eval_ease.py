@@ -18,6 +18,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -29,15 +30,23 @@ from recommender import quality, ranking  # noqa: E402
 from recommender.evaluate import load_events, random_holdout  # noqa: E402
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("events", help="CSV with user,item[,ts]")
-    parser.add_argument("--lambdas", default="60,200,500", help="EASE's L2 weights to try")
-    parser.add_argument("--seed", type=int, default=0, help="the split's seed (as --seed)")
-    parser.add_argument("--k", type=int, default=20)
-    args = parser.parse_args()
+class Split(NamedTuple):
+    """``random_holdout``'s split as matrices (users x papers, ones)."""
 
-    users, items, pu, pi, test = random_holdout(load_events(args.events), args.seed, 0.2)
+    users: np.ndarray  # sorted distinct ids
+    items: np.ndarray
+    pu: np.ndarray  # each (user, paper) pair read, as indices into users and items
+    pi: np.ndarray
+    train: np.ndarray  # bool per pair: kept for training
+    seen: np.ndarray  # bool per paper: read in training
+    x: csr_matrix  # the training pairs
+    held: csr_matrix  # the held-out pairs of papers seen in training
+    asking: np.ndarray  # the users with a held-out paper
+
+
+def split(events: Any, seed: int, fraction: float = 0.2) -> Split:
+    """The split of ``paperfeed evaluate --split random --seed SEED``, as matrices."""
+    users, items, pu, pi, test = random_holdout(events, seed, fraction)
     train = ~test
     seen = np.zeros(len(items), bool)
     seen[pi[train]] = True
@@ -46,7 +55,22 @@ def main() -> int:
     x = csr_matrix((np.ones(int(train.sum()), np.float32), (pu[train], pi[train])), shape=shape)
     held = csr_matrix((np.ones(int(keep.sum()), np.float32), (pu[keep], pi[keep])), shape=shape)
     asking = np.flatnonzero(np.diff(held.indptr) > 0)
-    print(f"{len(users)} users, {len(items)} papers, {x.nnz} training pairs, {held.nnz} held out")
+    return Split(users, items, pu, pi, train, seen, x, held, asking)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("events", help="CSV with user,item[,ts]")
+    parser.add_argument("--lambdas", default="60,200,500", help="EASE's L2 weights to try")
+    parser.add_argument("--seed", type=int, default=0, help="the split's seed (as --seed)")
+    parser.add_argument("--k", type=int, default=20)
+    args = parser.parse_args()
+
+    data = split(load_events(args.events), args.seed)
+    items, x, held, asking = data.items, data.x, data.held, data.asking
+    print(
+        f"{len(data.users)} users, {len(items)} papers, {x.nnz} training pairs, {held.nnz} held out"
+    )
 
     gram = (x.T @ x).toarray().astype(np.float64)
     diagonal = np.diag_indices(len(items))
