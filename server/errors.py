@@ -167,7 +167,8 @@ def init_app(app: Flask) -> None:
             )
         reason = refused_write(exc)
         if reason is not None:
-            log.warning("redis refuses writes: %s: %s", reason, exc)
+            # not the error's text: a pipeline's names its command, keys and values included
+            log.warning("redis refuses writes: %s (%s)", reason, type(exc).__name__)
             app_state = current_app.extensions["paperfeed"]
             if isinstance(exc, redis.exceptions.ReadOnlyError):
                 # after a failover, connections made to the old primary stay there: new ones

@@ -86,7 +86,9 @@ def assert_refused(response, reason: str, retry_after: str) -> None:
     assert f"refuses writes for now ({reason})" in problem["detail"]
 
 
-def test_a_redis_that_refuses_writes_is_503_with_retry_after_and_keeps_nothing(own_redis, prefix):
+def test_a_redis_that_refuses_writes_is_503_with_retry_after_and_keeps_nothing(
+    own_redis, prefix, caplog
+):
     """Redis answers but refuses every write: out of memory, unable to save (a failed snapshot),
     too few replicas. These were 500s with a traceback in the log; the extension retried them
     anyway (any 5xx), so nothing was lost, but a client was told the server is broken."""
@@ -124,6 +126,7 @@ def test_a_redis_that_refuses_writes_is_503_with_retry_after_and_keeps_nothing(o
         ),
         ("it cannot save to disk", saves_fail, saves_work),
     ]
+    caplog.set_level(logging.WARNING, logger="server.errors")
     for reason, refuse, allow in cases:
         before = logged()
         admin.config_set(*refuse) if isinstance(refuse, tuple) else refuse()
@@ -136,6 +139,12 @@ def test_a_redis_that_refuses_writes_is_503_with_retry_after_and_keeps_nothing(o
         # nothing of the refused batch was stored: sent again, both count as new
         assert post(client, reader, *sent).get_json() == {"accepted": 2, "duplicates": 0}, reason
     admin.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "server.errors"]
+    assert "redis refuses writes: it is out of memory (OutOfMemoryError)" in warnings
+    assert "redis refuses writes: it cannot save to disk (ResponseError)" in warnings
+    # one line each, never a traceback, and never the keys or values of the refused commands
+    assert all(not r.exc_info for r in caplog.records if r.name == "server.errors")
+    assert not any(user["user_id"] in line or prefix in line for line in warnings)
 
 
 def test_after_a_failover_writes_are_503_and_the_old_primarys_connections_are_dropped(
