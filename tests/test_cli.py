@@ -228,6 +228,15 @@ def test_up_stops_and_says_why_when_its_redis_dies(tmp_path):
     assert "paperfeed: stopped" in out
 
 
+def test_up_says_in_one_line_why_its_redis_cannot_start(tmp_path):
+    (tmp_path / "file").write_text("")
+    proc = start_up(tmp_path / "file" / "data", free_port())  # a data directory under a file
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    assert out.startswith("paperfeed up: [Errno 20] Not a directory:"), out
+    assert "Traceback" not in out
+
+
 def test_procfile_matches_process_table():
     lines = (ROOT / "Procfile").read_text().strip().splitlines()
     procfile = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in lines}

@@ -65,8 +65,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         try:
             env["REDIS_URL"] = embedded.start()
-        except RuntimeError as exc:
-            print(f"paperfeed up: {exc}", file=sys.stderr)
+        except (RuntimeError, OSError) as exc:  # held by another server; no redis-server; a
+            print(f"paperfeed up: {exc}", file=sys.stderr)  # data directory it cannot make
             return 1
         print(
             f"paperfeed: embedded Redis at {env['REDIS_URL']} (data in {embedded.dir})", flush=True
