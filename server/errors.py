@@ -154,33 +154,32 @@ def init_app(app: Flask) -> None:
         headers.update({k: v for k, v in extra if k.lower() == "retry-after"})
         return problem_response(status, detail, headers=headers)
 
+    def _store_503(detail: str, kind: str) -> Response:
+        """The answer while Redis is away or refuses writes: try again after Retry-After."""
+        retry = str(current_app.extensions["paperfeed"].settings.retry_after_s)
+        return problem_response(503, detail, headers={"Retry-After": retry}, kind=kind)
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         if isinstance(exc, UNAVAILABLE_ERRORS):
             log.warning("redis unavailable: %s", type(exc).__name__)
-            retry = str(current_app.extensions["paperfeed"].settings.retry_after_s)
-            return problem_response(
-                503,
-                "the data store is unreachable; try again shortly",
-                headers={"Retry-After": retry},
-                kind="store-unavailable",
+            return _store_503(
+                "the data store is unreachable; try again shortly", "store-unavailable"
             )
         reason = refused_write(exc)
         if reason is not None:
             # not the error's text: a pipeline's names its command, keys and values included
             log.warning("redis refuses writes: %s (%s)", reason, type(exc).__name__)
-            app_state = current_app.extensions["paperfeed"]
             if isinstance(exc, redis.exceptions.ReadOnlyError):
                 # after a failover, connections made to the old primary stay there: new ones
                 # resolve the address again (a Cluster client follows its nodes itself)
-                pool = getattr(app_state.redis, "connection_pool", None)
+                client = current_app.extensions["paperfeed"].redis
+                pool = getattr(client, "connection_pool", None)
                 if pool is not None:
                     pool.disconnect()
-            return problem_response(
-                503,
+            return _store_503(
                 f"the data store refuses writes for now ({reason}); try again shortly",
-                headers={"Retry-After": str(app_state.settings.retry_after_s)},
-                kind="store-refuses-writes",
+                "store-refuses-writes",
             )
         log.exception("unhandled error")
         return problem_response(500, "an unexpected error occurred; it has been logged")

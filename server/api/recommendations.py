@@ -89,7 +89,8 @@ def get_recommendations(args: dict) -> dict:
     key = (hashlib.sha256((bearer_token() or "").encode()).hexdigest(), args["limit"])
     started = time.time()
     try:
-        answer = recommender().recommend(require_user(), args["limit"])
+        user_id = require_user()  # reads Redis too: an outage here also falls back
+        answer = recommender().recommend(user_id, args["limit"])
     except UNAVAILABLE_ERRORS:
         fallback = cache.fallback(key, started, time.time())
         if fallback is None:
@@ -98,7 +99,7 @@ def get_recommendations(args: dict) -> dict:
         return {**fallback, "stale": True}
     now = time.time()
     cache.sync_erasures(st.redis, st.keys, now)
-    cache.put(key, erased_digest(require_user()), {**answer, "served_at": now})
+    cache.put(key, erased_digest(user_id), {**answer, "served_at": now})
     return answer
 
 

@@ -97,15 +97,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # fsynced before every reply), every request would answer 503 until someone noticed
         watched = {**children, **({"redis": embedded.process} if embedded else {})}
         while not stopping:
-            exited = [n for n, p in watched.items() if p is not None and p.poll() is not None]
+            exited = [n for n, p in watched.items() if p.poll() is not None]
             if exited:
                 name = exited[0]
                 code = watched[name].returncode
                 status = code if code > 0 else 1  # killed by a signal (< 0) or not: failure
-                print(
-                    f"paperfeed: {name} exited with {watched[name].returncode}; stopping",
-                    flush=True,
-                )
+                print(f"paperfeed: {name} exited with {code}; stopping", flush=True)
                 if name == "redis" and embedded:
                     print(_log_tail(embedded.dir / "redis.log"), file=sys.stderr, flush=True)
                 break
