@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -55,3 +57,31 @@ def mentions(redis: Any, key: str, needle: str) -> bool:
     else:
         values = []
     return any(needle in str(v) for v in values)
+
+
+def tails(logs: Path, lines: int = 40) -> str:
+    """The last ``lines`` of each process's log (``logs/*.log``), for a failure's message."""
+    return "\n".join(
+        f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        for log in sorted(logs.glob("*.log"))
+    )
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout_s: float,
+    what: str,
+    logs: Path | None = None,
+    interval_s: float = 0.5,
+) -> None:
+    """Poll ``predicate`` until it holds (an ``OSError`` counts as not yet); fail after
+    ``timeout_s`` naming ``what``, with the tails of the logs in ``logs`` if given."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{tails(logs)}" if logs else ""))

@@ -15,7 +15,7 @@ from recommender.redisconn import connect
 from recommender.settings import Settings
 from server.app import create_app
 from server.embedded_redis import EmbeddedRedis, free_port
-from tests.helpers import event, post
+from tests.helpers import event, post, wait_for
 
 
 @pytest.fixture
@@ -70,13 +70,6 @@ def test_redis_down_is_503_with_retry_after_then_recovers(own_redis, prefix):
     assert len(history["events"]) == 1
 
 
-def wait_until(check, what: str, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def assert_refused(response, reason: str, retry_after: str) -> None:
     assert response.status_code == 503, response.get_data(as_text=True)
     assert response.headers["Retry-After"] == retry_after
@@ -110,12 +103,12 @@ def test_a_redis_that_refuses_writes_is_503_with_retry_after_and_keeps_nothing(
         snapshot.unlink(missing_ok=True)
         snapshot.mkdir()
         admin.bgsave(schedule=True)
-        wait_until(lambda: saved("err"), "the snapshot to fail")
+        wait_for(lambda: saved("err"), 10, "the snapshot to fail", interval_s=0.05)
 
     def saves_work() -> None:
         snapshot.rmdir()
         admin.bgsave(schedule=True)
-        wait_until(lambda: saved("ok"), "a snapshot to succeed")
+        wait_for(lambda: saved("ok"), 10, "a snapshot to succeed", interval_s=0.05)
 
     cases = [
         ("it is out of memory", ("maxmemory", 1), ("maxmemory", 0)),
@@ -166,10 +159,10 @@ def test_after_a_failover_writes_are_503_and_the_old_primarys_connections_are_dr
             return replica.info("replication").get("master_link_status") == "up"
 
         promoted.replicaof("127.0.0.1", own_redis.port)
-        wait_until(lambda: synced(promoted), "the replica to sync")
+        wait_for(lambda: synced(promoted), 10, "the replica to sync", interval_s=0.05)
         promoted.replicaof("NO", "ONE")  # the failover: it is the primary now ...
         admin.replicaof("127.0.0.1", other.port)  # ... and the old primary its replica
-        wait_until(lambda: synced(admin), "the old primary to follow")
+        wait_for(lambda: synced(admin), 10, "the old primary to follow", interval_s=0.05)
         mine = admin.client_id()
 
         def app_connections() -> set[int]:

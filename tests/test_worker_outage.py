@@ -20,6 +20,7 @@ from recommender.redisconn import connect
 from recommender.settings import Settings
 from recommender.store import Event, EventStore
 from server.embedded_redis import EmbeddedRedis, free_port
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,26 +40,6 @@ def paperfeed(role: str, env: dict[str, str], logs: Path) -> subprocess.Popen:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def tails(logs: Path, lines: int = 40) -> str:
-    """The last ``lines`` of each process's log, for a failure's message."""
-    return "\n".join(
-        f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-        for log in sorted(logs.glob("*.log"))
-    )
-
-
-def wait_for(predicate, timeout_s: float, what: str, logs: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n{tails(logs)}" if logs else ""))
 
 
 @pytest.mark.slow
