@@ -58,6 +58,25 @@ def split(events: Any, seed: int, fraction: float = 0.2) -> Split:
     return Split(users, items, pu, pi, train, seen, x, held, asking)
 
 
+def ease_weights(x: csr_matrix, lam: float) -> np.ndarray:
+    """EASE's item-to-item weights for the users x papers matrix ``x`` with L2 weight ``lam``:
+    ``B = I - P / diag(P)`` for ``P = (X'X + lam I)^-1``, zero diagonal (dense, float64)."""
+    gram = (x.T @ x).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += lam
+    weights = np.linalg.inv(gram)
+    weights /= -np.diag(weights)
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
+def top_unread(scores: np.ndarray, had: csr_matrix, k: int) -> np.ndarray:
+    """Each row's ``k`` best papers by ``scores`` among those the user does not have in ``had``
+    (what the user has is never recommended)."""
+    scores = scores.astype(np.float32, copy=True)
+    scores[had.nonzero()] = -np.inf
+    return ranking.top_n(scores, k)[0]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("events", help="CSV with user,item[,ts]")
@@ -72,19 +91,11 @@ def main() -> int:
         f"{len(data.users)} users, {len(items)} papers, {x.nnz} training pairs, {held.nnz} held out"
     )
 
-    gram = (x.T @ x).toarray().astype(np.float64)
-    diagonal = np.diag_indices(len(items))
-    counts = gram[diagonal].copy()
     x_asking, held_asking = x[asking], held[asking]
     for lam in (float(v) for v in args.lambdas.split(",")):
         started = time.perf_counter()
-        gram[diagonal] = counts + lam
-        inverse = np.linalg.inv(gram)
-        weights = inverse / -np.diag(inverse)
-        weights[diagonal] = 0.0
-        scores = np.asarray(x_asking @ weights, dtype=np.float32)
-        scores[x_asking.nonzero()] = -np.inf  # what the user has is never recommended
-        top, _ = ranking.top_n(scores, args.k)
+        scores = np.asarray(x_asking @ ease_weights(x, lam), dtype=np.float32)
+        top = top_unread(scores, x_asking, args.k)
         ndcg = np.nanmean(quality.ndcg_at_k(top, held_asking, args.k))
         recall = np.nanmean(quality.recall_at_k(top, held_asking, args.k))
         print(

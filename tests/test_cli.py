@@ -21,7 +21,7 @@ from server.commands.import_papers import demo_id, import_rows, read_seed
 from server.commands.up import process_table
 from server.embedded_redis import LOCK_NAME, DataDirInUse, EmbeddedRedis, free_port
 from tests.conftest import SHARED_DATA
-from tests.helpers import event
+from tests.helpers import event, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,15 +38,11 @@ def http(method: str, url: str, token: str | None = None, body: dict | None = No
 
 
 def wait_ready(base: str, proc: subprocess.Popen, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         assert proc.poll() is None, "paperfeed up exited early"
-        try:
-            if http("GET", f"{base}/readyz")["status"] == "ready":
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("service did not become ready")
+        return http("GET", f"{base}/readyz")["status"] == "ready"  # not ready: a 503, an OSError
+
+    wait_for(ready, timeout_s, "the service to become ready", interval_s=0.2)
 
 
 def start_up(data_dir: Path, port: int) -> subprocess.Popen:
