@@ -61,7 +61,14 @@ def encode_ids(ids: ArrayLike) -> tuple[NDArray, NDArray[np.int32]]:
     codes : ndarray of int32 (n,)
         Index of each id in ``vocabulary``.
     """
-    vocabulary, codes = np.unique(np.asarray(ids), return_inverse=True)
+    ids = np.asarray(ids).reshape(-1)
+    if ids.dtype.kind in "iu" and len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 2**20:
+        # codes already (the compaction's): a table over their range instead of a sort
+        present = np.zeros(int(ids.max()) + 1, dtype=bool)
+        present[ids] = True
+        code_of = (np.cumsum(present, dtype=np.int64) - 1).astype(np.int32)
+        return np.flatnonzero(present).astype(ids.dtype), code_of[ids]
+    vocabulary, codes = np.unique(ids, return_inverse=True)
     return vocabulary, codes.astype(np.int32, copy=False).reshape(-1)
 
 

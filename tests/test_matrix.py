@@ -94,6 +94,20 @@ def test_bad_input_is_rejected_precisely():
         build_confidence([0], [0], [7], [0.0], 1, 2, NOW, params)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 3000), max_size=200), st.sampled_from([np.int32, np.int64]))
+def test_encode_ids_of_integer_codes_is_np_unique(values, dtype):
+    """Integer ids (the compaction's codes) take a table, not a sort; the answer is unique's."""
+    ids = np.array(values, dtype=dtype)
+    vocab, codes = encode_ids(ids)
+    want_vocab, want_codes = np.unique(ids, return_inverse=True)
+    assert np.array_equal(vocab, want_vocab) and vocab.dtype == want_vocab.dtype
+    assert np.array_equal(codes, want_codes.reshape(-1)) and codes.dtype == np.int32
+    sparse = np.array([5, 10**9, 5])  # too wide a range for a table: the sort
+    vocab, codes = encode_ids(sparse)
+    assert vocab.tolist() == [5, 10**9] and codes.tolist() == [0, 1, 0]
+
+
 def test_encode_and_lookup_round_trip():
     vocab, codes = encode_ids(["b", "a", "c", "a"])
     assert vocab.tolist() == ["a", "b", "c"] and codes.tolist() == [1, 0, 2, 0]

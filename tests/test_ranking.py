@@ -130,6 +130,49 @@ def test_top_n_pads_and_breaks_ties_by_index():
     assert values[0, :3].tolist() == [3, 3, 1]
 
 
+def _top_n_by_full_sort(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """top_n's contract the slow way: every row sorted whole (score down, column up)."""
+    ids = np.full((len(scores), n), -1)
+    values = np.full((len(scores), n), -np.inf, scores.dtype)
+    for r, row in enumerate(scores):
+        order = np.lexsort((np.arange(len(row)), -row))
+        order = order[np.isfinite(row[order])][:n]
+        ids[r, : len(order)], values[r, : len(order)] = order, row[order]
+    return ids, values
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 5),
+    st.integers(1, 300),
+    st.integers(1, 25),
+    st.sampled_from([1, 2, 3, 5]),
+    st.integers(0, 2**32 - 1),
+    st.floats(0, 1),
+)
+def test_top_n_is_a_full_sort_of_each_row(q, width, n, block, seed, dropped):
+    """Blocked or not, top_n answers what sorting every row would: the same scores, and in the
+    blocked path (rows of at least 4n blocks) the same columns, ties by column, -inf never."""
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(-4, 4, (q, width)).astype(np.float32)  # many ties
+    if seed % 2:
+        scores = rng.standard_normal((q, width)).astype(np.float32)
+    scores[rng.random((q, width)) < dropped] = -np.inf
+    ids, values = ranking.top_n(scores, n, block=block)
+    want_ids, want_values = _top_n_by_full_sort(scores, n)
+    assert np.array_equal(values, want_values)
+    if width // block >= 4 * min(n, width):
+        assert np.array_equal(ids, want_ids)
+    found = ids >= 0
+    assert np.array_equal(np.take_along_axis(scores, ids.clip(0), axis=1)[found], values[found])
+
+
+def test_top_n_blocked_keeps_float64_scores():
+    tiny = np.array([[3e-60, 0.0, 1e-60, 2e-60] * 8])
+    ids, values = ranking.top_n(tiny, 3, block=2)
+    assert ids.tolist() == [[0, 4, 8]] and values.dtype == np.float64 and values[0, 0] == 3e-60
+
+
 def test_rank_trending_orders_vanishing_scores_and_returns_nothing_when_nobody_read():
     # a 3-minute half-life after a 7-hour gap in the log: scores far below float32's range
     tiny = np.array([3e-60, 0.0, 1e-60, 2e-60])
