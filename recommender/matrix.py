@@ -62,9 +62,10 @@ def encode_ids(ids: ArrayLike) -> tuple[NDArray, NDArray[np.int32]]:
         Index of each id in ``vocabulary``.
     """
     ids = np.asarray(ids).reshape(-1)
-    if ids.dtype.kind in "iu" and len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 2**20:
+    top = int(ids.max()) if ids.dtype.kind in "iu" and len(ids) else -1
+    if top >= 0 and top < 4 * len(ids) + 2**20 and ids.min() >= 0:
         # codes already (the compaction's): a table over their range instead of a sort
-        present = np.zeros(int(ids.max()) + 1, dtype=bool)
+        present = np.zeros(top + 1, dtype=bool)
         present[ids] = True
         code_of = (np.cumsum(present, dtype=np.int64) - 1).astype(np.int32)
         return np.flatnonzero(present).astype(ids.dtype), code_of[ids]
