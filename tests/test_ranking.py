@@ -151,8 +151,8 @@ def _top_n_by_full_sort(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndar
     st.floats(0, 1),
 )
 def test_top_n_is_a_full_sort_of_each_row(q, width, n, block, seed, dropped):
-    """Blocked or not, top_n answers what sorting every row would: the same scores, and in the
-    blocked path (rows of at least 4n blocks) the same columns, ties by column, -inf never."""
+    """Blocked or not, top_n answers what sorting every row would: the same scores and the same
+    columns, ties by column (at the n-th place too), -inf never."""
     rng = np.random.default_rng(seed)
     scores = rng.integers(-4, 4, (q, width)).astype(np.float32)  # many ties
     if seed % 2:
@@ -161,10 +161,22 @@ def test_top_n_is_a_full_sort_of_each_row(q, width, n, block, seed, dropped):
     ids, values = ranking.top_n(scores, n, block=block)
     want_ids, want_values = _top_n_by_full_sort(scores, n)
     assert np.array_equal(values, want_values)
-    if width // block >= 4 * min(n, width):
-        assert np.array_equal(ids, want_ids)
+    assert np.array_equal(ids, want_ids)
     found = ids >= 0
     assert np.array_equal(np.take_along_axis(scores, ids.clip(0), axis=1)[found], values[found])
+
+
+def test_top_n_takes_the_first_columns_of_a_tie_that_fills_most_of_a_row():
+    """A row of zeros with a few positive scores (a co-reading lift off the live papers): the
+    positives first, then the zeros from the first column on, wide or narrow."""
+    scores = np.zeros((3, 1000), np.float32)
+    scores[0, [5, 700, 2]] = [1.0, 3.0, 2.0]
+    scores[1, 0] = -1.0
+    scores[2] = -np.inf
+    for block in (1, 4, 1000):  # the last: narrow (fewer than 4n blocks)
+        ids, values = ranking.top_n(scores, 6, block=block)
+        assert ids.tolist() == [[700, 2, 5, 0, 1, 3], [1, 2, 3, 4, 5, 6], [-1] * 6]
+        assert values[0].tolist() == [3, 2, 1, 0, 0, 0]
 
 
 def test_top_n_blocked_keeps_float64_scores():
@@ -187,6 +199,36 @@ def test_rank_trending_excludes_per_user_and_skips_unread():
     exclude = csr_matrix(np.array([[0, 1, 0, 0, 0], [0, 0, 0, 0, 0]], np.float32))
     ids, _ = ranking.rank_trending(trend, exclude, 5)
     assert ids.tolist() == [[2, 3, 4, -1, -1], [1, 2, 3, 4, -1]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.integers(1, 120),
+    st.integers(1, 30),
+    st.integers(0, 2**32 - 1),
+    st.floats(0, 1),
+)
+def test_rank_trending_is_each_users_sorted_trending_minus_their_exclusions(
+    q, width, n, seed, excluded
+):
+    """Against sorting every user's row whole: the same papers in the same order (ties by
+    paper), never an excluded one (explicit zeros in the matrix exclude nothing) or an unread
+    one."""
+    rng = np.random.default_rng(seed)
+    trend = rng.integers(0, 4, width).astype(np.float64)  # many ties, and unread papers (0)
+    if seed % 2:
+        trend *= rng.random(width)
+    mask = rng.random((q, width)) < excluded
+    data = np.where(rng.random((q, width)) < 0.1, 0.0, 1.0)  # some explicit zeros
+    rows, cols = np.nonzero(mask)
+    exclude = csr_matrix((data[rows, cols], (rows, cols)), shape=(q, width))
+    ids, values = ranking.rank_trending(trend, exclude, n)
+    dense = np.where(trend > 0, trend, -np.inf)[None, :].repeat(q, axis=0)
+    dense[exclude.toarray() != 0] = -np.inf
+    want_ids, want_values = _top_n_by_full_sort(dense, n)
+    assert np.array_equal(ids, want_ids)
+    assert np.array_equal(values, want_values.astype(np.float32))
 
 
 def test_rank_personal_skips_papers_without_factors_and_exclusions():
