@@ -3,7 +3,7 @@
 Usage::
 
     python bench/eval_tune.py EVENTS.csv [--until 2017-10-05] [--sample-users 0.2]
-        [--half-life-h 48] [--coread-half-life-h 48] [--train '{"alpha": 10}']
+        [--half-life-h 48] [--coread-half-life-h 48] [--coread-live 500] [--train '{"alpha": 10}']
         [--grid '[{"personal_weight": 0.5}, ...]']
 
 Every request before ``--until`` (exclusive) is replayed and scored; the report days are never
@@ -31,6 +31,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sample-users", type=float, default=0.2)
     parser.add_argument("--half-life-h", type=float, default=48.0)
     parser.add_argument("--coread-half-life-h", type=float, default=48.0)
+    parser.add_argument("--coread-live", type=int, default=500, help="co-reading's live papers")
     parser.add_argument("--protocol", default="hourly")
     parser.add_argument("--train", default="{}")
     parser.add_argument("--blend", default="{}")
@@ -49,6 +50,7 @@ def main(argv: list[str]) -> int:
         blend_variants=variants,
         trending_half_life_h=args.half_life_h,
         coread_half_life_h=args.coread_half_life_h,
+        coread_live=args.coread_live,
         max_days=max_days,
         sample_users=args.sample_users,
     )
@@ -56,7 +58,8 @@ def main(argv: list[str]) -> int:
     result = evaluate.replay(events, config)
     means = result.mean()
     print(
-        f"# days {sorted(result.days)} half_life_h={args.half_life_h} train={args.train} "
+        f"# days {sorted(result.days)} half_life_h={args.half_life_h} "
+        f"coread_live={args.coread_live} train={args.train} "
         f"{time.perf_counter() - start:.0f}s"
     )
     labels = {"blend": args.blend} | {
