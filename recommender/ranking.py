@@ -159,22 +159,21 @@ def top_n(
         tied = scores == threshold
         tied &= np.cumsum(tied, axis=1, dtype=np.int32) <= n_eff
         ties = np.nonzero(tied)
+    # the scores at or above the threshold (strictly above when the ties come from the whole rows)
+    candidate = np.greater if ties is not None else np.greater_equal
     threshold = threshold[:, 0]
     if np.count_nonzero(reach) * block * 8 > scores.size:  # much of the scores: scan them all
-        keep = scores > threshold[:, None] if ties is not None else scores >= threshold[:, None]
-        rows, cols = np.nonzero(keep)
+        rows, cols = np.nonzero(candidate(scores, threshold[:, None]))
         values = scores[rows, cols]
-    else:
+    else:  # only the groups read
         rows, cols, values = _gathered(whole, rest, reach)
-        # the scores at or above the threshold in the groups read (strictly above when the
-        # ties come from the whole rows)
-        keep = values > threshold[rows] if ties is not None else values >= threshold[rows]
+        keep = candidate(values, threshold[rows])
         rows, cols, values = rows[keep], cols[keep], values[keep]
     if ties is not None:
         rows = np.concatenate([rows, ties[0]])
         cols = np.concatenate([cols, ties[1]])
         values = np.concatenate([values, threshold[ties[0]]])
-    return _rank(q, n, rows, cols, values, threshold)
+    return _rank(q, n, rows, cols, values)
 
 
 def _gathered(
@@ -202,30 +201,18 @@ def _gathered(
 
 
 def _rank(
-    q: int,
-    n: int,
-    rows: NDArray[np.int64],
-    cols: NDArray[np.int64],
-    values: NDArray[np.float32],
-    threshold: NDArray[np.float32],
+    q: int, n: int, rows: NDArray[np.int64], cols: NDArray[np.int64], values: NDArray[np.float32]
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """:func:`top_n`'s answer from its candidates (every score of a row above its threshold and
     the first ties at it, in any order)."""
-    above = values > threshold[rows]
-    tied = ~above
-    # above the threshold: by row, then best first, ties by column; the ties at it after them,
-    # by column
-    order = np.lexsort((cols[above], -values[above], rows[above]))
-    ra, ca, va = rows[above][order], cols[above][order], values[above][order]
-    order = np.lexsort((cols[tied], rows[tied]))
-    rt, ct, vt = rows[tied][order], cols[tied][order], values[tied][order]
+    order = np.lexsort((cols, -values, rows))  # by row, then best first, ties by column
+    rows, cols, values = rows[order], cols[order], values[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)  # position within the row
+    keep = rank < n
     ids = np.full((q, n), -1, np.int64)
     out = np.full((q, n), -np.inf, values.dtype)
-    for r, c, v, before in ((ra, ca, va, 0), (rt, ct, vt, np.bincount(ra, minlength=q)[rt])):
-        rank = np.arange(len(r)) - np.searchsorted(r, r) + before  # position within the row
-        keep = rank < n
-        ids[r[keep], rank[keep]] = c[keep]
-        out[r[keep], rank[keep]] = v[keep]
+    ids[rows[keep], rank[keep]] = cols[keep]
+    out[rows[keep], rank[keep]] = values[keep]
     return ids, out
 
 
