@@ -3,9 +3,10 @@
     .venv/bin/python bench/topk_search.py [--citeulike /tmp/paperfeed-eval/citeulike-a.csv]
 
 For three item-factor matrices it builds :func:`recommender.ivf.build` (timed) and reports, for
-300 users, the recall of the exact top 100 among the index's top 100 at several scan fractions,
-and the share of papers an exact norm-ordered scan would have to read (the exact alternative:
-score papers by decreasing norm, stop when ``|user| * |paper|`` falls below the 100th score):
+300 users, the recall of the exact top 100 among the index's top 100 at several scan fractions
+(and the median time of one search), and the share of papers an exact norm-ordered scan would
+have to read (the exact alternative: score papers by decreasing norm, stop when
+``|user| * |paper|`` falls below the 100th score):
 
 1. random normal factors, 200,000 x 64: the synthetic model of ``bench/serve.py`` (no structure:
    the worst case for any index);
@@ -54,18 +55,23 @@ def study(name: str, users: NDArray[np.float32], items: NDArray[np.float32]) -> 
     built = time.perf_counter() - started
     sample = users[rng.choice(len(users), 300, replace=False)]
     none = np.zeros(0, np.int64)
-    recall = {f: [] for f in FRACTIONS}
+    recall: dict[float, list[float]] = {f: [] for f in FRACTIONS}
+    took: dict[float, list[float]] = {f: [] for f in FRACTIONS}
     scan = []
     for v in sample:
         truth = set(np.argpartition(-(items @ v), K)[:K].tolist())
         for f in FRACTIONS:
+            began = time.perf_counter()
             got = ivf.search(index, items, has, v, none, K, f)
+            took[f].append(time.perf_counter() - began)
             recall[f].append(len(truth & set(got.tolist())) / K)
         scan.append(norm_ordered_share(items, v))
     cells = ", ".join(f"{f:.0%}: {np.mean(r):.3f}" for f, r in recall.items())
+    times = ", ".join(f"{f:.0%}: {np.median(t) * 1e6:,.0f} us" for f, t in took.items())
     print(
         f"{name}: {items.shape[0]:,} x {items.shape[1]} papers, {len(index.centroids)} clusters "
         f"built in {built:.1f} s; recall@{K} by scan fraction {cells}; "
+        f"median search {times}; "
         f"exact norm-ordered scan reads {np.median(scan):.0%} (median)"
     )
 

@@ -28,6 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 
+from recommender import ranking
+
 # Below this many papers an exact scan costs about a millisecond: no index.
 MIN_ITEMS = 50_000
 _ASSIGN_BLOCK = 16_384
@@ -135,23 +137,28 @@ def search(
     wanted = max(scan_fraction * len(index.order), k)  # at least k papers when there are
     taken = int(np.searchsorted(np.cumsum(sizes[ranked]), wanted)) + 1
     chosen = np.sort(ranked[:taken])  # in memory order
-    codes = [index.order[index.starts[j] : index.starts[j + 1]] for j in chosen.tolist()]
-    scores = [index.blocks[index.starts[j] : index.starts[j + 1]] @ v for j in chosen.tolist()]
-    if len(item_factors) > index.size:  # papers folded in after the build
-        extra = np.arange(index.size, len(item_factors), dtype=np.int64)
-        extra = extra[has_factor[extra]]
-        codes.append(extra)
-        scores.append(item_factors[extra] @ v)
-    all_codes = np.concatenate(codes) if codes else np.zeros(0, np.int64)
-    all_scores = np.concatenate(scores) if scores else np.zeros(0, np.float32)
-    # a mask over every code: 15 us where np.isin takes 280 (20k codes scanned, 40 excluded)
-    blocked = np.zeros(len(item_factors), dtype=bool)
-    blocked[np.asarray(excluded, np.int64)] = True
-    keep = ~blocked[all_codes]
-    all_codes, all_scores = all_codes[keep], all_scores[keep]
-    n = min(k, len(all_codes))
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-all_scores, n - 1)[:n]
-    top = top[np.lexsort((all_codes[top], -all_scores[top]))]
-    return all_codes[top]
+    lo, size = index.starts[chosen], sizes[chosen]
+    ends = np.cumsum(size)  # where each chosen cluster's scores end
+    scanned = int(ends[-1]) if len(ends) else 0
+    extra = np.arange(index.size, len(item_factors), dtype=np.int64)  # folded in after the build
+    extra = extra[has_factor[extra]]
+    scores = np.empty(scanned + len(extra), dtype=np.float32)
+    at = 0
+    # one product per cluster, written in place (100 clusters, warm: 200 us; new arrays then a
+    # concatenate: 390)
+    for a, b in zip(lo.tolist(), (lo + size).tolist(), strict=True):
+        np.dot(index.blocks[a:b], v, scores[at : at + b - a])
+        at += b - a
+    if len(extra):
+        scores[scanned:] = item_factors[extra] @ v
+    # the best k that are not excluded are among the best k + (number excluded)
+    excluded = np.unique(np.asarray(excluded, np.int64))
+    places = ranking.at_least_top(scores, k + len(excluded))
+    inside = places[places < scanned]
+    j = np.searchsorted(ends, inside, side="right")
+    codes = np.concatenate(
+        [index.order[lo[j] + inside - (ends[j] - size[j])], extra[places[len(inside) :] - scanned]]
+    )
+    keep = ~ranking.member(codes, excluded)
+    places, codes = places[keep], codes[keep]
+    return codes[np.lexsort((codes, -scores[places]))[:k]]

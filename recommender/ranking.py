@@ -95,11 +95,35 @@ def member(values: NDArray[np.int64], sorted_set: NDArray[np.int64]) -> NDArray[
     """``np.isin(values, sorted_set)`` for a sorted ``sorted_set``: one binary search per value,
     without the sort of both that ``np.isin`` makes. For a request's few hundred values (8 us
     where ``np.isin`` takes 38); for tens of thousands a boolean mask over the codes is faster
-    than either (as :func:`recommender.ivf.search` does)."""
+    than either."""
     if len(sorted_set) == 0:
         return np.zeros(len(values), dtype=bool)
     at = np.searchsorted(sorted_set, values).clip(0, len(sorted_set) - 1)
     return sorted_set[at] == values
+
+
+def at_least_top(scores: NDArray[np.float32], k: int) -> NDArray[np.int64]:
+    """Places, ascending, of every score at or above a bound that ``k`` scores reach: the ``k``
+    highest scores, every score tied with the ``k``-th of them, and usually a few more.
+
+    The bound is the ``k``-th highest of the maxima of groups of adjacent scores (at least ``4k``
+    groups): ``k`` groups reach it, so ``k`` scores do. One pass for the maxima, a partition of
+    a few hundred of them and one comparison pass: for one request's 20,000 scores and k = 140,
+    about 30 us where ``np.argpartition`` takes 250. The caller sorts the few it gets.
+    """
+    n = len(scores)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k >= n:
+        return np.arange(n, dtype=np.int64)
+    group = n // (4 * k)
+    if group < 2:
+        bound = np.partition(scores, n - k)[n - k]
+    else:
+        groups = n // group
+        maxima = scores[: groups * group].reshape(groups, group).max(axis=1)
+        bound = np.partition(maxima, groups - k)[groups - k]
+    return np.flatnonzero(scores >= bound)
 
 
 def top_n(

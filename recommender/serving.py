@@ -746,11 +746,12 @@ def personal_top(
     *,
     scan_fraction: float = 1.0,
 ) -> NDArray[np.int64]:
-    """The user's ``k`` highest ALS scores among papers with factors, minus ``excluded``.
+    """The user's ``k`` highest ALS scores among papers with factors, minus ``excluded``, best
+    first (ties by code).
 
     Exactly (``scan_fraction`` 1, or no index), the one full-width step of a request: a
     matrix-vector product over every paper (200,000 x 64 float32 is 51 MB of memory traffic)
-    and a partition. With the snapshot's index, only the clusters holding ``scan_fraction`` of
+    and a selection. With the snapshot's index, only the clusters holding ``scan_fraction`` of
     the papers nearest the user's vector are scored (:func:`recommender.ivf.search`).
     """
     if snap.index is not None and scan_fraction < 1.0:
@@ -760,11 +761,9 @@ def personal_top(
     raw = snap.item_factors @ np.asarray(vector, np.float32)
     raw[~snap.has_factor] = ranking.NEG_INF
     raw[excluded] = ranking.NEG_INF
-    n = min(k, len(raw))
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-raw, n - 1)[:n]
-    return top[np.isfinite(raw[top])].astype(np.int64)
+    places = ranking.at_least_top(raw, k)
+    places = places[np.isfinite(raw[places])]
+    return places[np.lexsort((places, -raw[places]))[:k]]
 
 
 def _explainer(snap: Snapshot, history: NDArray[np.int64]) -> Callable[[int], int | None] | None:

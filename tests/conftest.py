@@ -31,6 +31,10 @@ def delete_prefix(client: Any, prefix: str) -> None:
     keys += list(client.scan_iter(match=f"rq:*{prefix}*", count=1000))
     for key in keys:  # one by one: cluster keys live in different slots
         client.delete(key)
+    # and RQ's registry of every queue's key, which is a set shared by all of them
+    queues = [q for q in client.smembers("rq:queues") if prefix in str(q)]
+    if queues:
+        client.srem("rq:queues", *queues)
 
 
 @pytest.fixture
@@ -48,6 +52,10 @@ def redis_client(prefix: str) -> Iterator[Any]:
     yield client
     delete_prefix(client, prefix)
     client.close()
+    if TEST_QUEUE_REDIS_URL:  # the job queue's own Redis holds this test's RQ keys
+        queue = connect(TEST_QUEUE_REDIS_URL, timeout_s=5.0)
+        delete_prefix(queue, prefix)
+        queue.close()
 
 
 @pytest.fixture

@@ -94,3 +94,25 @@ def test_a_model_without_any_factor() -> None:
     assert (
         ivf.search(index, factors, np.zeros(10, bool), v, np.zeros(0, np.int64), 5, 0.1).size == 0
     )
+
+
+def test_ties_and_many_exclusions_match_the_exact_order() -> None:
+    """Papers with equal scores come by code, at the k-th place too, however many papers the
+    user excluded (more than k here), scanning all or part of the index. Small integer factors
+    make every score exact, so ties do not depend on how BLAS sums a block."""
+    rng = np.random.default_rng(4)
+    base = rng.integers(-3, 4, (400, 8)).astype(np.float32)
+    factors = np.repeat(base, 5, axis=0)  # every factor row five times: ties everywhere
+    has = np.ones(len(factors), bool)
+    index = ivf.build(factors, has)
+    for _ in range(20):
+        v = rng.integers(-3, 4, 8).astype(np.float32)
+        excluded = rng.choice(len(factors), 300, replace=False)
+        got = ivf.search(index, factors, has, v, excluded, 37, scan_fraction=1.0)
+        assert got.tolist() == exact(factors, has, v, excluded, 37)
+        part = ivf.search(index, factors, has, v, excluded, 37, scan_fraction=0.2)
+        assert len(part) == 37 and not set(part.tolist()) & set(excluded.tolist())
+        scores = factors[part] @ v
+        # best first, ties by code, among what the index scanned
+        pairs = list(zip(scores.tolist(), part.tolist(), strict=True))
+        assert pairs == sorted(pairs, key=lambda pair: (-pair[0], pair[1]))

@@ -256,3 +256,28 @@ def test_member_is_isin_against_a_sorted_set(values, members):
     values = np.array(values, dtype=np.int64)
     sorted_set = np.unique(np.array(members, dtype=np.int64))
     assert np.array_equal(ranking.member(values, sorted_set), np.isin(values, sorted_set))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 3000),
+    st.integers(0, 400),
+    st.integers(0, 2**32 - 1),
+    st.floats(0, 1),
+)
+def test_at_least_top_holds_the_k_best_and_their_ties(n, k, seed, dropped):
+    """Every score at or above the k-th highest is returned (ties at the k-th place too), in
+    ascending places, each once; at least min(k, n) places."""
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(-20, 20, n).astype(np.float32)  # many ties
+    if seed % 2:
+        scores = rng.standard_normal(n).astype(np.float32)
+    scores[rng.random(n) < dropped] = -np.inf
+    places = ranking.at_least_top(scores, k)
+    assert places.dtype == np.int64 and np.all(np.diff(places) > 0)
+    assert len(places) >= min(k, n)
+    if k > 0:
+        kth = np.sort(scores)[::-1][min(k, n) - 1]
+        assert set(np.flatnonzero(scores >= kth).tolist()) <= set(places.tolist())
+    else:
+        assert len(places) == 0
