@@ -200,9 +200,12 @@ chrome.runtime.onInstalled.addListener(async (details) => {
   }
 });
 
+// A new browser session delivers its queue at once: a backoff left from the last session was
+// about failures then (the server down, or no network), and waiting it out (or for an alarm
+// that may not have survived the restart) only delays what the user read.
 chrome.runtime.onStartup.addListener(() => {
   ensureAlarms();
-  flush();
+  flush(true);
 });
 
 ensureAlarms();

@@ -174,6 +174,25 @@ test("delete my data with the server unreachable keeps everything and says so", 
   assert.ok((await chrome.storage.local.get("auth")).auth);
 });
 
+test("a browser restart delivers the queue at once, whatever backoff the last session left", async () => {
+  const chrome = fakeChrome();
+  await consented(chrome);
+  // the last session: two events queued while the server was down, the next try a minute away
+  await chrome.storage.local.set({
+    "q:0000000001000:a": event(1),
+    "q:0000000001001:b": event(2),
+    backoff: { attempt: 4, nextAt: Date.now() + 60000 },
+  });
+  const boot = bootWorkerWith(chrome);
+  await tick(50);
+  const before = boot.requests.filter((r) => r.path === "/v1/events").length;
+  assert.equal(before, 0, "a worker waking up within the session keeps to the backoff");
+  await chrome.listeners.startup[0]();
+  await until(async () => Object.keys(await chrome.storage.local.get(null)).every((k) => !k.startsWith("q:")));
+  const posts = boot.requests.filter((r) => r.path === "/v1/events");
+  assert.deepEqual(posts.map((r) => r.body.events.map((e) => e.id)), [[event(1).id, event(2).id]]);
+});
+
 test("a worker starting with a pending backoff and no retry alarm re-creates it", async () => {
   const chrome = fakeChrome();
   await chrome.storage.local.set({ backoff: { attempt: 2, nextAt: Date.now() + 60000 } });
