@@ -132,6 +132,11 @@ class Keys:
         """String: held (with an expiry) by the process re-ranking a view."""
         return f"{self.prefix}:{{trending}}:view:{window}:lock"
 
+    def readiness_probe(self) -> str:
+        """String: written by ``/readyz`` (with a short expiry) to check that Redis takes
+        writes; beside the trending scores, which nearly every batch of events writes."""
+        return f"{self.prefix}:{{trending}}:readyz"
+
     # -- models and jobs (recommender) ----------------------------------------------------
     # Each family shares one hash tag ({compact}, {models}, {train}) because its updates are
     # transactions over several of its keys; on a Cluster each family lives on one node.

@@ -170,19 +170,23 @@ def init_app(app: Flask) -> None:
         if reason is not None:
             # not the error's text: a pipeline's names its command, keys and values included
             log.warning("redis refuses writes: %s (%s)", reason, type(exc).__name__)
-            if isinstance(exc, redis.exceptions.ReadOnlyError):
-                # after a failover, connections made to the old primary stay there: new ones
-                # resolve the address again (a Cluster client follows its nodes itself)
-                client = current_app.extensions["paperfeed"].redis
-                pool = getattr(client, "connection_pool", None)
-                if pool is not None:
-                    pool.disconnect()
+            drop_connections_to_a_replica(exc)
             return _store_503(
                 f"the data store refuses writes for now ({reason}); try again shortly",
                 "store-refuses-writes",
             )
         log.exception("unhandled error")
         return problem_response(500, "an unexpected error occurred; it has been logged")
+
+
+def drop_connections_to_a_replica(exc: BaseException) -> None:
+    """After a failover, connections made to the old primary stay there (``READONLY``): close
+    them, so new ones resolve the address again (a Cluster client follows its nodes itself)."""
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        client = current_app.extensions["paperfeed"].redis
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
 
 
 def _first_message(data: Any) -> str | None:

@@ -281,6 +281,7 @@ class ExportOut(Schema):
 
 class StatusOut(Schema):
     status = fields.String(required=True)
+    writes = fields.String(metadata={"description": "only when Redis refuses writes: why"})
 
 
 class ProblemOut(Schema):

@@ -128,7 +128,14 @@ def test_a_redis_that_refuses_writes_is_503_with_retry_after_and_keeps_nothing(
         assert_refused(post(client, reader, *sent), reason, "9")  # a batch
         assert_refused(client.post("/v1/users"), reason, "9")
         assert logged() == before, reason
+        # readiness says so (a 200: Redis answers, and reads are still served)
+        ready = client.get("/readyz")
+        assert (ready.status_code, ready.get_json()) == (
+            200,
+            {"status": "degraded", "writes": f"refused: {reason}"},
+        ), reason
         admin.config_set(*allow) if isinstance(allow, tuple) else allow()
+        assert client.get("/readyz").get_json() == {"status": "ready"}, reason
         # nothing of the refused batch was stored: sent again, both count as new
         assert post(client, reader, *sent).get_json() == {"accepted": 2, "duplicates": 0}, reason
     admin.close()
@@ -173,7 +180,14 @@ def test_after_a_failover_writes_are_503_and_the_old_primarys_connections_are_dr
         assert held, "the app holds no connection to the old primary"
         assert_refused(post(client, reader, event()), "it is a read-only replica", "5")
         assert not held & app_connections(), "the app kept its connections to a replica"
+        before = app_connections()
+        assert client.get("/readyz").get_json() == {
+            "status": "degraded",
+            "writes": "refused: it is a read-only replica",
+        }
+        assert not app_connections() - before, "the readiness probe kept a connection"
         admin.replicaof("NO", "ONE")  # here the address still leads to it: writable again
+        assert client.get("/readyz").get_json() == {"status": "ready"}
         assert post(client, reader, event()).status_code == 202
     finally:
         admin.close()
