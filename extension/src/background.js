@@ -45,16 +45,18 @@ function flush(force = false) {
 }
 
 /**
- * Create the alarms that should exist and don't: the periodic flush, and the retry of a pending
- * backoff (alarms of an unpacked or updated extension may not survive a browser restart; the
- * backoff in storage does).
+ * Make the alarms right when the worker starts: the periodic flush if it is missing (re-creating
+ * it would restart its period at every wake), and the retry of a pending backoff always, at the
+ * time the backoff in storage says. An alarm carried over from an earlier browser session may be
+ * missing, or present and late or never firing (Chrome makes no promise about alarms across a
+ * restart); a one-shot alarm set again at the same time costs nothing.
  */
 async function ensureAlarms() {
   if (!(await chrome.alarms.get(FLUSH_ALARM))) {
     await chrome.alarms.create(FLUSH_ALARM, { periodInMinutes: FLUSH_PERIOD_MIN });
   }
   const backoff = await PfStore.getBackoff();
-  if (backoff.nextAt && !(await chrome.alarms.get(RETRY_ALARM))) {
+  if (backoff.nextAt) {
     await chrome.alarms.create(RETRY_ALARM, { when: Math.max(backoff.nextAt, Date.now() + 1000) });
   }
 }
@@ -208,4 +210,6 @@ chrome.runtime.onStartup.addListener(() => {
   flush(true);
 });
 
-ensureAlarms();
+// Every start of the worker is a chance to deliver: a queue with no backoff pending (one that
+// ran out while the browser was closed, say) goes now rather than at the next periodic alarm.
+ensureAlarms().catch(() => {}).then(() => flush());

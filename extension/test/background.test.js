@@ -201,3 +201,29 @@ test("a worker starting with a pending backoff and no retry alarm re-creates it"
   await until(async () => (await boot.chrome.alarms.get("pf-retry")) !== undefined);
   assert.ok((await chrome.alarms.get("pf-retry")).when >= Date.now() + 50000);
 });
+
+test("a worker starting with a pending backoff sets the retry alarm again, even over one it has", async () => {
+  const chrome = fakeChrome();
+  const nextAt = Date.now() + 60000;
+  await chrome.storage.local.set({ backoff: { attempt: 2, nextAt } });
+  // carried over from the last browser session, at a time the backoff no longer says
+  await chrome.alarms.create("pf-retry", { when: nextAt + 3600000, marker: "stale" });
+  bootWorkerWith(chrome);
+  await until(async () => (await chrome.alarms.get("pf-retry")).marker === undefined);
+  assert.equal((await chrome.alarms.get("pf-retry")).when, nextAt);
+});
+
+test("a worker starting with a queue and no backoff pending delivers it without an alarm", async () => {
+  const chrome = fakeChrome();
+  await consented(chrome);
+  await chrome.storage.local.set({
+    "q:0000000001000:a": event(1),
+    "q:0000000001001:b": event(2),
+    backoff: { attempt: 3, nextAt: Date.now() - 1000 }, // ran out while the browser was closed
+  });
+  const boot = bootWorkerWith(chrome);
+  await until(async () => Object.keys(await chrome.storage.local.get(null)).every((k) => !k.startsWith("q:")));
+  const posts = boot.requests.filter((r) => r.path === "/v1/events");
+  assert.deepEqual(posts.map((r) => r.body.events.map((e) => e.id)), [[event(1).id, event(2).id]]);
+  assert.deepEqual((await chrome.storage.local.get("backoff")).backoff, { attempt: 0, nextAt: 0 });
+});

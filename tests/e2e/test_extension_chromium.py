@@ -309,8 +309,9 @@ def test_events_queued_before_a_browser_restart_are_delivered_after_it(
     again = launch(playwright_session, browser.ext, browser.profile, api)
     try:
         assert again.ext_id == browser.ext_id
-        # delivered by the retry alarm at the stored backoff's time (in our runs this harness's
-        # --load-extension browser did not fire runtime.onStartup, whose flush would not wait):
+        # delivered by the retry alarm, which the worker sets again at the stored backoff's time
+        # when it starts (in our runs this harness's --load-extension browser did not fire
+        # runtime.onStartup, whose flush would not wait):
         # 5 s +- 20 % after the first failure, twice that per further failure if the old browser
         # lived on (a slow machine), hence the margin
         at_restart = again.storage().get("backoff")
@@ -318,8 +319,11 @@ def test_events_queued_before_a_browser_restart_are_delivered_after_it(
             wait_until(lambda: again.queue() == {}, timeout=45, what="the queue to drain")
         except AssertionError as error:
             now = again.storage().get("backoff")
+            alarms = again.worker.evaluate("chrome.alarms.getAll()")
+            clock = again.worker.evaluate("Date.now()")
             raise AssertionError(
-                f"{error}; backoff at the restart {at_restart}, now {now}"
+                f"{error}; backoff at the restart {at_restart}, now {now}; alarms {alarms} "
+                f"at {clock}; queue {sorted(again.queue())}"
             ) from None
         assert sorted(e["id"] for e in history(api, auth["token"])) == sorted(
             e["id"] for e in queued.values()
