@@ -204,9 +204,9 @@ chrome.runtime.onInstalled.addListener(async (details) => {
 
 // A new browser session delivers its queue at once: a backoff left from the last session was
 // about failures then (the server down, or no network), and waiting it out (or for an alarm
-// that may not have survived the restart) only delays what the user read.
+// that may not have survived the restart) only delays what the user read. (The alarms were set
+// by the worker's start, below, which runs before any event reaches it.)
 chrome.runtime.onStartup.addListener(() => {
-  ensureAlarms();
   flush(true);
 });
 

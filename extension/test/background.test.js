@@ -174,23 +174,24 @@ test("delete my data with the server unreachable keeps everything and says so", 
   assert.ok((await chrome.storage.local.get("auth")).auth);
 });
 
-test("a browser restart delivers the queue at once, whatever backoff the last session left", async () => {
+/** Storage as a last session left it: consent, two events queued while the server was down, `backoff`. */
+async function lastSession(backoff) {
   const chrome = fakeChrome();
   await consented(chrome);
-  // the last session: two events queued while the server was down, the next try a minute away
-  await chrome.storage.local.set({
-    "q:0000000001000:a": event(1),
-    "q:0000000001001:b": event(2),
-    backoff: { attempt: 4, nextAt: Date.now() + 60000 },
-  });
+  await chrome.storage.local.set({ "q:0000000001000:a": event(1), "q:0000000001001:b": event(2), backoff });
+  return chrome;
+}
+const queueEmpty = async (chrome) => Object.keys(await chrome.storage.local.get(null)).every((k) => !k.startsWith("q:"));
+const eventPosts = (boot) => boot.requests.filter((r) => r.path === "/v1/events");
+
+test("a browser restart delivers the queue at once, whatever backoff the last session left", async () => {
+  const chrome = await lastSession({ attempt: 4, nextAt: Date.now() + 60000 }); // next try a minute away
   const boot = bootWorkerWith(chrome);
   await tick(50);
-  const before = boot.requests.filter((r) => r.path === "/v1/events").length;
-  assert.equal(before, 0, "a worker waking up within the session keeps to the backoff");
+  assert.equal(eventPosts(boot).length, 0, "a worker waking up within the session keeps to the backoff");
   await chrome.listeners.startup[0]();
-  await until(async () => Object.keys(await chrome.storage.local.get(null)).every((k) => !k.startsWith("q:")));
-  const posts = boot.requests.filter((r) => r.path === "/v1/events");
-  assert.deepEqual(posts.map((r) => r.body.events.map((e) => e.id)), [[event(1).id, event(2).id]]);
+  await until(() => queueEmpty(chrome));
+  assert.deepEqual(eventPosts(boot).map((r) => r.body.events.map((e) => e.id)), [[event(1).id, event(2).id]]);
 });
 
 test("a worker starting with a pending backoff and no retry alarm re-creates it", async () => {
@@ -214,16 +215,9 @@ test("a worker starting with a pending backoff sets the retry alarm again, even 
 });
 
 test("a worker starting with a queue and no backoff pending delivers it without an alarm", async () => {
-  const chrome = fakeChrome();
-  await consented(chrome);
-  await chrome.storage.local.set({
-    "q:0000000001000:a": event(1),
-    "q:0000000001001:b": event(2),
-    backoff: { attempt: 3, nextAt: Date.now() - 1000 }, // ran out while the browser was closed
-  });
+  const chrome = await lastSession({ attempt: 3, nextAt: Date.now() - 1000 }); // ran out while the browser was closed
   const boot = bootWorkerWith(chrome);
-  await until(async () => Object.keys(await chrome.storage.local.get(null)).every((k) => !k.startsWith("q:")));
-  const posts = boot.requests.filter((r) => r.path === "/v1/events");
-  assert.deepEqual(posts.map((r) => r.body.events.map((e) => e.id)), [[event(1).id, event(2).id]]);
+  await until(() => queueEmpty(chrome));
+  assert.deepEqual(eventPosts(boot).map((r) => r.body.events.map((e) => e.id)), [[event(1).id, event(2).id]]);
   assert.deepEqual((await chrome.storage.local.get("backoff")).backoff, { attempt: 0, nextAt: 0 });
 });
